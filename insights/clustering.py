@@ -1,0 +1,182 @@
+"""Clustering calls by what the customer said: call vectors, reduction, HDBSCAN labels, cluster top terms.
+
+The stage works on *call* vectors (one per call), never on raw utterances:
+
+- `call_vectors` pools a call's utterance embeddings into one unit vector, weighting each utterance (the caller
+  passes weights; `insights.intents` gives intent-bearing turns far more weight than small talk), so that two
+  calls about a lost job land together even when one of them also said "hello, who is this" five times.
+- `reduced_vectors` runs PCA (fixed `random_state`) because HDBSCAN on 512-d vectors is slow and its density
+  estimates degrade in high dimensions (see shared/STACK.md); `n_components` is capped at `min(n - 1, d)`.
+- `cluster_labels` runs HDBSCAN (`prediction_data=True`, one core-distance job so no extra threads are spawned);
+  -1 marks an outlier. Inputs too small to hold one cluster come back all -1 without calling the clusterer.
+- `cluster_top_terms` names clusters with a class-based TF-IDF over English words and Chinese character bigrams
+  (no segmenter dependency yet; jieba is planned).
+
+Model stages are objects passed in (`Reducer`, `Clusterer`); defaults are built when none is given.
+Same input => same output: PCA and HDBSCAN are seeded or deterministic, and term ties break alphabetically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Protocol
+
+import hdbscan
+import numpy as np
+from sklearn.decomposition import PCA
+
+logger = logging.getLogger(__name__)
+
+OUTLIER = -1
+
+_REDACTION = re.compile(r"\[[A-Z_]+\]")
+_ENGLISH_WORD = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
+_CHINESE_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+
+_ENGLISH_STOPWORDS = frozenset(
+    """a about after again all also am an and any are as at be because been but by can can't could did didn't do
+    does doesn't don't for from get got had has have he her here him his how i i'd i'll i'm i've if in is isn't it
+    it's its just like me my no not now of oh ok okay on or our out so some than that that's the their them then
+    there they this those to too uh um up us was we well were what when which who why will with would yeah yes you
+    you're your""".split()
+)
+_CHINESE_STOP_BIGRAMS = frozenset(
+    """我们 你们 他们 这个 那个 就是 一下 什么 现在 没有 可以 不是 已经 还是 一个 怎么 知道 时候 然后 因为 所以
+    但是 这样 那样 的话 我的 你的 了我 我就 我也 我是 是我 了吧 的时 个月 一点 这边 那边 我这 你这""".split()
+)
+
+
+class Reducer(Protocol):
+    """Anything with `fit_transform(X) -> (n, k) array`, e.g. `sklearn.decomposition.PCA`."""
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """Fit on `X` and return its reduced coordinates."""
+        ...
+
+
+class Clusterer(Protocol):
+    """Anything with `fit_predict(X) -> labels`, -1 meaning outlier, e.g. `hdbscan.HDBSCAN`."""
+
+    def fit_predict(self, X: np.ndarray) -> np.ndarray:
+        """Fit on `X` and return one integer label per row."""
+        ...
+
+
+def call_vectors(vectors: np.ndarray, call_codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One L2-normalised vector per call: the weighted mean of its utterance vectors.
+
+    `call_codes[i]` is the call (0..m-1) of utterance row i; every code in 0..max must occur. Weights must be > 0.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    codes = np.asarray(call_codes, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if vectors.ndim != 2 or codes.shape != (len(vectors),) or weights.shape != (len(vectors),):
+        raise ValueError("vectors must be (n, d) with one call code and one weight per row")
+    if len(vectors) == 0:
+        return np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    if np.any(weights <= 0) or not np.all(np.isfinite(weights)):
+        raise ValueError("utterance weights must be finite and > 0")
+    n_calls = int(codes.max()) + 1
+    pooled = np.zeros((n_calls, vectors.shape[1]))
+    np.add.at(pooled, codes, vectors * weights[:, None])
+    return _unit_rows(pooled).astype(np.float32)
+
+
+def default_reducer(n_samples: int, n_features: int, n_components: int = 15, seed: int = 42) -> PCA:
+    """The default reducer: PCA to `min(n_components, n_samples - 1, n_features)` dims with a fixed seed."""
+    components = max(1, min(n_components, n_samples - 1, n_features))
+    return PCA(n_components=components, random_state=seed)
+
+
+def reduced_vectors(
+    vectors: np.ndarray, reducer: Reducer | None = None, n_components: int = 15, seed: int = 42
+) -> np.ndarray:
+    """Vectors reduced for density clustering; fewer than 2 rows are returned unchanged (nothing to fit)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors must be 2-d, got shape {vectors.shape}")
+    if len(vectors) < 2:
+        return vectors.copy()
+    model = reducer if reducer is not None else default_reducer(len(vectors), vectors.shape[1], n_components, seed)
+    # Identical rows give zero total variance; sklearn then divides by zero for explained_variance_ratio_ only.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(model.fit_transform(vectors), dtype=np.float64)
+
+
+def default_clusterer(min_cluster_size: int = 8, min_samples: int | None = None) -> hdbscan.HDBSCAN:
+    """The default clusterer: HDBSCAN with prediction data kept (for `approximate_predict`) and one job."""
+    return hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        prediction_data=True,
+        core_dist_n_jobs=1,
+    )
+
+
+def cluster_labels(
+    reduced: np.ndarray,
+    clusterer: Clusterer | None = None,
+    min_cluster_size: int = 8,
+    min_samples: int | None = None,
+) -> np.ndarray:
+    """Cluster id per row (-1 = outlier); all -1 when there are fewer rows than one cluster needs."""
+    reduced = np.asarray(reduced, dtype=np.float64)
+    if min_cluster_size < 2:
+        raise ValueError(f"min_cluster_size must be >= 2, got {min_cluster_size}")
+    needed = max(min_cluster_size, min_samples or 0)
+    if len(reduced) < needed:
+        logger.info("only %d calls (< %d): every call is an outlier", len(reduced), needed)
+        return np.full(len(reduced), OUTLIER, dtype=np.int64)
+    model = clusterer if clusterer is not None else default_clusterer(min_cluster_size, min_samples)
+    labels = np.asarray(model.fit_predict(reduced), dtype=np.int64)
+    if labels.shape != (len(reduced),):
+        raise ValueError(f"clusterer returned {labels.shape} labels for {len(reduced)} rows")
+    return labels
+
+
+def text_terms(text: str) -> list[str]:
+    """Terms of one utterance: lower-cased English words and Chinese character bigrams, stopwords dropped."""
+    cleaned = _REDACTION.sub(" ", text).lower()
+    english = [word for word in _ENGLISH_WORD.findall(cleaned) if word not in _ENGLISH_STOPWORDS]
+    chinese = [
+        run[i : i + 2]
+        for run in _CHINESE_RUN.findall(cleaned)
+        for i in range(len(run) - 1)
+        if run[i : i + 2] not in _CHINESE_STOP_BIGRAMS
+    ]
+    return english + chinese
+
+
+def cluster_top_terms(
+    texts: Sequence[str], labels: Sequence[Hashable], top_n: int = 5
+) -> dict[Hashable, list[str]]:
+    """Top terms per label by class-based TF-IDF: term share in the class x log(1 + avg class size / term total).
+
+    Every label (outliers included) counts for the IDF, so words common to all calls sink; ties break by term.
+    """
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    per_class: dict[Hashable, Counter[str]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        per_class.setdefault(label, Counter()).update(text_terms(text))
+    totals: Counter[str] = Counter()
+    for counts in per_class.values():
+        totals.update(counts)
+    average_size = sum(totals.values()) / max(len(per_class), 1)
+    top: dict[Hashable, list[str]] = {}
+    for label, counts in per_class.items():
+        size = sum(counts.values())
+        scored = [
+            (-(count / size) * math.log(1 + average_size / totals[term]), term) for term, count in counts.items()
+        ]
+        top[label] = [term for _, term in sorted(scored)[:top_n]]
+    return top
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)

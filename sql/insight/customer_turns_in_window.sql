@@ -1,0 +1,35 @@
+-- grain: one row per turn of a call started within the call-insight lookback window, up to and including as_of.
+-- the text is already redacted; the insight stage keeps only the customer's turns.
+with calls as (
+    select call_id, customer_id, started_at
+    from stg_calls
+    where as_of = $as_of
+),
+
+turns as (
+    select call_id, turn_no, speaker, text
+    from stg_call_turns
+    where as_of = $as_of
+),
+
+calls_in_window as (
+    select *
+    from calls
+    where cast(started_at as date) > $as_of - cast($lookback_days as integer)
+      and cast(started_at as date) <= $as_of
+),
+
+final as (
+    select
+        turns.call_id,
+        calls_in_window.customer_id,
+        calls_in_window.started_at,
+        turns.turn_no,
+        turns.speaker,
+        turns.text
+    from turns
+    inner join calls_in_window using (call_id)
+    order by turns.call_id, turns.turn_no
+)
+
+select * from final
