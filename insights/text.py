@@ -46,21 +46,18 @@ _PII_PATTERNS: dict[str, str] = {
     "ID": (
         _NO_DIGIT_BEFORE
         + r"[1-9][0-9]{5}[ -]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
-        r"[ -]?[0-9]{3}[0-9Xx]"
-        + _NO_DIGIT_AFTER
+        r"[ -]?[0-9]{3}[0-9Xx]" + _NO_DIGIT_AFTER
     ),
     # Bank card: 16-19 digits, contiguous, in groups of four (last group 1-4), or 6 + 13.
     "CARD": (
         _NO_DIGIT_BEFORE
         + r"(?:[0-9]{16,19}|[0-9]{4}(?P<card_sep>[ -])[0-9]{4}(?P=card_sep)[0-9]{4}(?P=card_sep)[0-9]{4}"
-        r"(?:(?P=card_sep)[0-9]{1,3})?|[0-9]{6}[ -][0-9]{13})"
-        + _NO_DIGIT_AFTER
+        r"(?:(?P=card_sep)[0-9]{1,3})?|[0-9]{6}[ -][0-9]{13})" + _NO_DIGIT_AFTER
     ),
     # Mainland mobile: optional +86 / 0086 / (+86), then 1[3-9] and 9 digits, single spaces or dashes allowed.
     "CN_PHONE": (
         r"(?:(?:\(\+?86\)|(?<![0-9])\+86|(?<![0-9])0086)[ -]?|(?<![0-9]))"
-        r"1[3-9](?:[ -]?[0-9]){9}"
-        + _NO_DIGIT_AFTER
+        r"1[3-9](?:[ -]?[0-9]){9}" + _NO_DIGIT_AFTER
     ),
     # North American: (212) 555-0147, 212-555-0147, 212.555.0147, +1 212 555 0147, 1-800-555-0199.
     "US_PHONE": (
@@ -84,7 +81,7 @@ _PII = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PII_PA
 
 
 def _pii_matches(text: str) -> list[re.Match[str]]:
-    """Non-overlapping PII matches, found on the full-width-to-ASCII form of `text` (same positions)."""
+    """Return non-overlapping PII matches, found on the ASCII-folded `text` (positions unchanged)."""
     return list(_PII.finditer(text.translate(_FULL_WIDTH_TO_ASCII)))
 
 
@@ -96,7 +93,7 @@ def redact_pii(text: str) -> str:
     pieces: list[str] = []
     position = 0
     for match in _pii_matches(text):
-        kind = match.lastgroup or ""
+        kind = next(name for name in _PLACEHOLDERS if match.group(name) is not None)
         pieces.append(text[position : match.start()])
         pieces.append(_PLACEHOLDERS[kind])
         position = match.end()
@@ -152,14 +149,14 @@ def _tidy_punctuation(text: str) -> str:
 
 
 def _strongest_punct(run: str) -> str:
-    """The one mark to keep from a run like '，。' or ', ,': the last sentence end, else the first mark."""
+    """Return the one mark to keep from a run like '，。': the last sentence end, else the first mark."""
     marks = [char for char in run if not char.isspace()]
     enders = [char for char in marks if char in ".。!！?？…"]
     return enders[-1] if enders else marks[0]
 
 
 def cleaned_utterance(text: str) -> str:
-    """Return `text` without ASR noise tags and hesitation fillers (嗯, 那个, um, "like,"), whitespace collapsed.
+    """Return `text` without ASR noise tags and hesitation fillers (嗯, 那个, um, "like,"), spaces collapsed.
 
     Conservative: only sounds and set-off fillers go, never content words (额度, "I would like to").
     """
@@ -220,13 +217,13 @@ _NOT_WORD = re.compile(r"[^\w\s']+")
 
 
 def _is_greeting(text: str) -> bool:
-    """True when `text` is nothing but greetings/acknowledgements (喂，你好，是我 / hello, yes, speaking)."""
+    """Return True when `text` is only greetings/acknowledgements (喂，你好，是我 / hello, yes, speaking)."""
     words = _NOT_WORD.sub(" ", text.lower()).strip()
     return words == "" or _GREETING.fullmatch(words) is not None
 
 
 def _content_length(text: str) -> int:
-    """Characters that count towards `min_chars`: spaces are ignored in Chinese text."""
+    """Return the length that counts towards `min_chars`: spaces are ignored in Chinese text."""
     return len(_WHITESPACE.sub("", text)) if text_language(text) == "zh" else len(text)
 
 
@@ -249,9 +246,11 @@ def customer_utterances(turns: pd.DataFrame, min_chars: int = 4) -> pd.DataFrame
 
 
 def customer_text(turns: pd.DataFrame, min_chars: int = 4) -> pd.DataFrame:
-    """Return one row per call with kept customer utterances: call_id, customer_id, text (joined by a space)."""
+    """Return one row per call with kept customer utterances: call_id, customer_id, text (space-joined)."""
     utterances = customer_utterances(turns, min_chars=min_chars)
-    calls = utterances.groupby(["call_id", "customer_id"], sort=True, as_index=False).agg(text=("text", " ".join))
+    calls = utterances.groupby(["call_id", "customer_id"], sort=True, as_index=False).agg(
+        text=("text", " ".join)
+    )
     return calls[["call_id", "customer_id", "text"]].reset_index(drop=True)
 
 
