@@ -2,15 +2,15 @@
 
 The stage works on *call* vectors (one per call), never on raw utterances:
 
-- `call_vectors` pools a call's utterance embeddings into one unit vector, weighting each utterance (the caller
-  passes weights; `insights.intents` gives intent-bearing turns far more weight than small talk), so that two
-  calls about a lost job land together even when one of them also said "hello, who is this" five times.
+- `call_vectors` pools a call's utterance embeddings into one unit vector, weighting each utterance (the
+  caller passes weights; `insights.intents` gives intent-bearing turns far more weight than small talk), so
+  two calls about a lost job land together even when one of them also said "hello, who is this" five times.
 - `reduced_vectors` runs PCA (fixed `random_state`) because HDBSCAN on 512-d vectors is slow and its density
   estimates degrade in high dimensions (see shared/STACK.md); `n_components` is capped at `min(n - 1, d)`.
-- `cluster_labels` runs HDBSCAN (`prediction_data=True`, one core-distance job so no extra threads are spawned);
+- `cluster_labels` runs HDBSCAN (`prediction_data=True`, one core-distance job: no extra threads spawned);
   -1 marks an outlier. Inputs too small to hold one cluster come back all -1 without calling the clusterer.
-- `cluster_top_terms` names clusters with a class-based TF-IDF over English words and Chinese character bigrams
-  (no segmenter dependency yet; jieba is planned).
+- `cluster_top_terms` names clusters with a class-based TF-IDF over English words and Chinese character
+  bigrams (no segmenter dependency yet; jieba is planned).
 
 Model stages are objects passed in (`Reducer`, `Clusterer`); defaults are built when none is given.
 Same input => same output: PCA and HDBSCAN are seeded or deterministic, and term ties break alphabetically.
@@ -38,15 +38,16 @@ _ENGLISH_WORD = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
 _CHINESE_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 _ENGLISH_STOPWORDS = frozenset(
-    """a about after again all also am an and any are as at be because been but by can can't could did didn't do
-    does doesn't don't for from get got had has have he her here him his how i i'd i'll i'm i've if in is isn't it
-    it's its just like me my no not now of oh ok okay on or our out so some than that that's the their them then
-    there they this those to too uh um up us was we well were what when which who why will with would yeah yes you
-    you're your""".split()
+    """a about after again all also am an and any are as at be because been but by can can't could did didn't
+    do does doesn't don't for from get got had has have he her here him his how i i'd i'll i'm i've if in is
+    isn't it it's its just like me my no not now of oh ok okay on or our out so some than that that's the
+    their them then there they this those to too uh um up us was we well were what when which who why will
+    with would yeah yes you you're your""".split()
 )
 _CHINESE_STOP_BIGRAMS = frozenset(
-    """我们 你们 他们 这个 那个 就是 一下 什么 现在 没有 可以 不是 已经 还是 一个 怎么 知道 时候 然后 因为 所以
-    但是 这样 那样 的话 我的 你的 了我 我就 我也 我是 是我 了吧 的时 个月 一点 这边 那边 我这 你这""".split()
+    """我们 你们 他们 这个 那个 就是 一下 什么 现在 没有 可以 不是 已经 还是 一个 怎么 知道 时候 然后
+    因为 所以 但是 这样 那样 的话 我的 你的 了我 我就 我也 我是 是我 了吧 的时 个月 一点 这边 那边
+    我这 你这""".split()
 )
 
 
@@ -69,7 +70,7 @@ class Clusterer(Protocol):
 def call_vectors(vectors: np.ndarray, call_codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """One L2-normalised vector per call: the weighted mean of its utterance vectors.
 
-    `call_codes[i]` is the call (0..m-1) of utterance row i; every code in 0..max must occur. Weights must be > 0.
+    `call_codes[i]` is the call (0..m-1) of utterance row i; every code in 0..max must occur; weights > 0.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     codes = np.asarray(call_codes, dtype=np.int64)
@@ -87,7 +88,7 @@ def call_vectors(vectors: np.ndarray, call_codes: np.ndarray, weights: np.ndarra
 
 
 def default_reducer(n_samples: int, n_features: int, n_components: int = 15, seed: int = 42) -> PCA:
-    """The default reducer: PCA to `min(n_components, n_samples - 1, n_features)` dims with a fixed seed."""
+    """Return the default reducer: seeded PCA to `min(n_components, n_samples - 1, n_features)` dims."""
     components = max(1, min(n_components, n_samples - 1, n_features))
     return PCA(n_components=components, random_state=seed)
 
@@ -101,14 +102,15 @@ def reduced_vectors(
         raise ValueError(f"vectors must be 2-d, got shape {vectors.shape}")
     if len(vectors) < 2:
         return vectors.copy()
-    model = reducer if reducer is not None else default_reducer(len(vectors), vectors.shape[1], n_components, seed)
-    # Identical rows give zero total variance; sklearn then divides by zero for explained_variance_ratio_ only.
+    if reducer is None:
+        reducer = default_reducer(len(vectors), vectors.shape[1], n_components, seed)
+    # Identical rows have zero total variance: sklearn divides by it for explained_variance_ratio_ only.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(model.fit_transform(vectors), dtype=np.float64)
+        return np.asarray(reducer.fit_transform(vectors), dtype=np.float64)
 
 
 def default_clusterer(min_cluster_size: int = 8, min_samples: int | None = None) -> hdbscan.HDBSCAN:
-    """The default clusterer: HDBSCAN with prediction data kept (for `approximate_predict`) and one job."""
+    """Return the default clusterer: HDBSCAN keeping prediction data (for `approximate_predict`), one job."""
     return hdbscan.HDBSCAN(
         min_cluster_size=min_cluster_size,
         min_samples=min_samples,
@@ -154,7 +156,7 @@ def text_terms(text: str) -> list[str]:
 def cluster_top_terms(
     texts: Sequence[str], labels: Sequence[Hashable], top_n: int = 5
 ) -> dict[Hashable, list[str]]:
-    """Top terms per label by class-based TF-IDF: term share in the class x log(1 + avg class size / term total).
+    """Top terms per label by class-based TF-IDF: share in the class x log(1 + mean class size / term total).
 
     Every label (outliers included) counts for the IDF, so words common to all calls sink; ties break by term.
     """
@@ -171,7 +173,8 @@ def cluster_top_terms(
     for label, counts in per_class.items():
         size = sum(counts.values())
         scored = [
-            (-(count / size) * math.log(1 + average_size / totals[term]), term) for term, count in counts.items()
+            (-(count / size) * math.log(1 + average_size / totals[term]), term)
+            for term, count in counts.items()
         ]
         top[label] = [term for _, term in sorted(scored)[:top_n]]
     return top

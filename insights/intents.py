@@ -3,23 +3,24 @@
 Glossary: an *utterance* is one customer turn; a *prototype* is one embedded example phrase of the taxonomy;
 `neutral` is the null class of small talk; `unclear` is the decision when no intent is supported well enough.
 
-Utterance scores (`utterance_intent_scores`). Each utterance is compared (cosine) with every example phrase. An
-intent's similarity is the mean of its `top_k` best phrase similarities (more robust than the single nearest phrase,
-and it keeps sub-reasons: the best sub-reason is the one whose two nearest phrases match best). The neutral
-similarity is floored at `null_similarity`, so an utterance that matches *nothing* well (off-topic chatter)
-scores as neutral instead of being forced into the least-bad intent. A softmax with `temperature` turns the
-similarities into probabilities over the intents + neutral; temperature and floor were fitted on a
-leave-one-out pass over the taxonomy phrases with the USE model (see tests/unit/test_intents.py for figures).
+Utterance scores (`utterance_intent_scores`). Each utterance is compared (cosine) with every example
+phrase. An intent's similarity is the mean of its `top_k` best phrase similarities (more robust than the
+single nearest phrase; per-phrase prototypes also keep sub-reasons: the best sub-reason is the one whose two
+nearest phrases match best). The neutral similarity is floored at `null_similarity`, so an utterance that
+matches *nothing* well (off-topic chatter) scores as neutral instead of being forced into the least-bad
+intent. A softmax with `temperature` turns the similarities into probabilities over the intents + neutral;
+temperature and floor were chosen on a leave-one-out pass over the taxonomy phrases plus a list of off-topic
+sentences, with the USE model (held-out figures in tests/unit/test_intents.py).
 
 Call decision (`call_insight`). A call's *own* score per intent is the best probability any of its utterances
 gives that intent (one clear sentence is enough; small talk around it does not dilute it). Calls are clustered
-(`insights.clustering`) on a call vector that weights each utterance by `1 - p(neutral) + small_talk_weight`, and
-each cluster's *prior* is the mean own score of its members. The combined score is
+(`insights.clustering`) on a call vector that weights each utterance by `1 - p(neutral) + small_talk_weight`,
+and each cluster's *prior* is the mean own score of its members. The combined score is
 `(1 - cluster_weight) * own + cluster_weight * prior` (outliers: own only). Then:
 
 1. If the call's own scores are decisive (best >= `min_intent_score` and ahead of the runner-up intent by
-   >= `min_margin`), the call keeps its own intent: the cluster can never flip strong, contrary evidence. The
-   cluster still moves the reported confidence (the combined score), up when it agrees and down when it does not.
+   >= `min_margin`), the call keeps its own intent: the cluster can never flip strong, contrary evidence.
+   The cluster still moves the reported confidence (the combined score): up when it agrees, down when not.
 2. Otherwise the combined scores decide with the same two thresholds: a cluster can tip a call whose own
    evidence was weak or split, but with `cluster_weight < min_intent_score` a call of pure small talk (own
    scores near 0) can never reach the threshold, so it stays `unclear`.
@@ -55,7 +56,16 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _SUB_REASON_TOP_K = 2
 _UTTERANCE_COLUMNS = ("call_id", "customer_id", "turn_no", "text")
-_CALL_COLUMNS = ("call_id", "customer_id", "cluster_id", "is_outlier", "intent", "sub_reason", "intent_score", "evidence")
+_CALL_COLUMNS = (
+    "call_id",
+    "customer_id",
+    "cluster_id",
+    "is_outlier",
+    "intent",
+    "sub_reason",
+    "intent_score",
+    "evidence",
+)
 _CLUSTER_COLUMNS = ("cluster_id", "size", "name", "intent", "sub_reason", "intent_score", "top_terms")
 
 
@@ -66,7 +76,9 @@ class Taxonomy:
     version: str
     intents: tuple[str, ...]
     sub_reasons: pd.DataFrame  # intent, sub_reason, label_en, label_zh
-    examples: pd.DataFrame  # intent, sub_reason, language, text; neutral rows have intent "neutral", sub_reason ""
+    examples: (
+        pd.DataFrame
+    )  # intent, sub_reason, language, text; neutral rows: intent "neutral", sub_reason ""
     descriptions: pd.DataFrame  # intent, description_en, description_zh
 
 
@@ -100,7 +112,7 @@ class InsightSettings:
     min_margin: float = 0.1
     """Least lead of the chosen intent over the runner-up intent; a closer split is unclear."""
     cluster_weight: float = 0.3
-    """Share of the cluster's mean scores in a clustered call's combined score; keep below min_intent_score."""
+    """Share of the cluster's mean scores in a clustered call's score; keep it below min_intent_score."""
     top_k: int = 3
     """Phrases averaged per intent when scoring an utterance (mean of the k best similarities)."""
     temperature: float = 0.03
@@ -129,7 +141,7 @@ class InsightSettings:
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    """The taxonomy read from `path` (default: the packaged insights/taxonomy.yaml), validated."""
+    """Return the taxonomy read from `path` (default: the packaged insights/taxonomy.yaml), validated."""
     if path is None:
         source = "insights/taxonomy.yaml"
         text = importlib.resources.files("insights").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
@@ -144,7 +156,7 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
 
 def taxonomy_from_mapping(raw: object, source: str = "taxonomy") -> Taxonomy:
-    """A validated Taxonomy from parsed YAML; raises ValueError naming the first problem found."""
+    """Return a validated Taxonomy from parsed YAML; raise ValueError naming the first problem found."""
     top = _mapping(raw, source, {"version", "intents", "neutral"})
     version = top.get("version")
     if version is None or isinstance(version, bool) or not str(version).strip():
@@ -211,7 +223,7 @@ def utterance_intent_scores(
     temperature: float = 0.03,
     null_similarity: float = 0.4,
 ) -> pd.DataFrame:
-    """Per utterance: a probability per intent and for neutral (rows sum to 1), and the best sub-reason per intent.
+    """Per utterance: a probability per intent and for neutral (rows sum to 1), and each intent's sub-reason.
 
     Columns: one per intent, `neutral`, then `<intent>_sub_reason` for each intent.
     """
@@ -249,7 +261,7 @@ def call_insight(
     reducer: clustering.Reducer | None = None,
     clusterer: clustering.Clusterer | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per call its cluster, intent, sub-reason, confidence and evidence; per cluster its size, name and intent.
+    """Per call: cluster, intent, sub-reason, confidence, evidence; per cluster: size, name, intent.
 
     Returns `(calls, clusters)`; see the module docstring for how own and cluster scores combine.
     """
@@ -280,12 +292,26 @@ def call_insight(
     combined = (1.0 - share) * own_scores + share * prior
     chosen = _chosen_intents(own_scores, combined, settings)
 
-    calls = _calls_frame(table, scores, call_codes, call_ids, labels, combined, chosen, intents,
-                         evidence_rows, neutral_rows[:, 0])
-    clusters = _clusters_frame(table, scores, call_codes, labels, own_scores, evidence_rows, intents, settings)
+    calls = _calls_frame(
+        table,
+        scores,
+        call_codes,
+        call_ids,
+        labels,
+        combined,
+        chosen,
+        intents,
+        evidence_rows,
+        neutral_rows[:, 0],
+    )
+    clusters = _clusters_frame(
+        table, scores, call_codes, labels, own_scores, evidence_rows, intents, settings
+    )
     logger.info(
         "call insight: %d calls, %d clusters, %d outliers; intents %s",
-        len(calls), len(clusters), int((labels == clustering.OUTLIER).sum()),
+        len(calls),
+        len(clusters),
+        int((labels == clustering.OUTLIER).sum()),
         calls["intent"].value_counts().to_dict(),
     )
     return calls, clusters
@@ -335,7 +361,7 @@ def _calls_frame(
     evidence_rows: np.ndarray,
     neutral_rows: np.ndarray,
 ) -> pd.DataFrame:
-    """The per-call output frame."""
+    """Return the per-call output frame."""
     calls = np.arange(len(call_ids))
     clear = chosen >= 0
     safe_choice = np.where(clear, chosen, 0)
@@ -372,7 +398,7 @@ def _clusters_frame(
     intents: tuple[str, ...],
     settings: InsightSettings,
 ) -> pd.DataFrame:
-    """The per-cluster output frame: size, aggregate intent and sub-reason, name from top terms."""
+    """Return the per-cluster output frame: size, aggregate intent and sub-reason, name from top terms."""
     cluster_ids = [int(c) for c in np.unique(labels) if c != clustering.OUTLIER]
     if not cluster_ids:
         return _empty_clusters()
@@ -389,18 +415,23 @@ def _clusters_frame(
         else:
             intent, sub_reason, score, prefix = UNCLEAR, "", float(1.0 - mean.max()), UNCLEAR
         top_terms = " ".join(terms.get(cluster_id, []))
-        rows.append((cluster_id, len(members), f"{prefix}: {top_terms}".strip(), intent, sub_reason, score,
-                     top_terms))
+        rows.append(
+            (cluster_id, len(members), f"{prefix}: {top_terms}".strip(), intent, sub_reason, score, top_terms)
+        )
     return pd.DataFrame(rows, columns=list(_CLUSTER_COLUMNS)).astype(
         {"cluster_id": np.int64, "size": np.int64, "intent_score": np.float64}
     )
 
 
 def _cluster_sub_reason(
-    scores: pd.DataFrame, own: np.ndarray, evidence_rows: np.ndarray, members: np.ndarray, intent: str,
+    scores: pd.DataFrame,
+    own: np.ndarray,
+    evidence_rows: np.ndarray,
+    members: np.ndarray,
+    intent: str,
     intent_index: int,
 ) -> str:
-    """The sub-reason with the most weight among members' best utterances for `intent` (ties: alphabetical)."""
+    """Return the sub-reason weighing most among members' best utterances for `intent` (ties: by code)."""
     codes = scores[f"{intent}_sub_reason"].to_numpy()[evidence_rows[members, intent_index]]
     weight = pd.Series(own[members, intent_index]).groupby(codes).sum()
     return str(sorted(weight.items(), key=lambda item: (-item[1], item[0]))[0][0])
@@ -415,7 +446,7 @@ def _check_utterances(utterances: pd.DataFrame, vectors: np.ndarray, prototypes:
     if len(shape) != 2 or shape[0] != len(utterances):
         raise ValueError(f"need one vector per utterance ({len(utterances)}), got shape {shape}")
     if len(utterances) and shape[1] != prototypes.vectors.shape[1]:
-        raise ValueError(f"vectors have {shape[1]} dims but the prototypes have {prototypes.vectors.shape[1]}")
+        raise ValueError(f"vectors have {shape[1]} dims, the prototypes {prototypes.vectors.shape[1]}")
     nulls = [column for column in ("call_id", "text") if utterances[column].isna().any()]
     if nulls:
         raise ValueError(f"utterances have missing values in {nulls}")
@@ -487,7 +518,7 @@ def _mapping(value: object, where: str, allowed: set[str] | None) -> dict[str, o
 
 
 def _bilingual(value: object, where: str) -> dict[str, str]:
-    """A mapping with non-empty `en` and `zh` strings."""
+    """Return the `en` and `zh` strings of a bilingual mapping, both non-empty."""
     texts = _mapping(value, where, {"en", "zh"})
     for language in ("en", "zh"):
         text = texts.get(language)

@@ -118,7 +118,7 @@ def stage_call_insight(
     with Warehouse(paths.warehouse).session() as session:
         turns = session.model_frame("insight/customer_turns_in_window", {
             "as_of": as_of, "lookback_days": int(settings["windows"]["call_lookback_days"])})
-        utterances = customer_utterances(turns)
+        utterances = customer_utterances(turns, min_chars=int(insight["min_utterance_chars"]))
         example_texts = list(taxonomy.examples["text"])
         texts = example_texts + list(utterances["text"])
         cached = _cached_vectors(session, sorted({content_hash(t, embedder.model_id) for t in texts}),

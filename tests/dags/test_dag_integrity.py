@@ -14,7 +14,7 @@ def test_dagbag_has_no_import_errors_and_the_stages_in_order():
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    dag = bag.get_dag("care_segments_nightly")
+    dag = bag.dags.get("care_segments_nightly")
     assert dag is not None
     order = ["load", "behaviour", "call_insight", "segments", "export"]
     assert sorted(dag.task_ids) == sorted(order)

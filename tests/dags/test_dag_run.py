@@ -24,7 +24,7 @@ def test_dag_test_runs_every_stage_for_the_interval_date(airflow_db, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
     demo = write_demo_data(tmp_path / "demo", customers=150, seed=3, as_of=date(2026, 6, 30))
-    dag = DagBag(dag_folder=str(DAGS)).get_dag("care_segments_nightly")
+    dag = DagBag(dag_folder=str(DAGS)).dags["care_segments_nightly"]
     run = dag.test(
         logical_date=pendulum.datetime(2026, 6, 30, 2, 0, tz="Asia/Shanghai"),
         run_conf={"landing": str(demo.landing_dir), "warehouse": str(tmp_path / "wh.duckdb"),

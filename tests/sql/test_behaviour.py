@@ -40,8 +40,8 @@ def _monthly(customer: str, loan: str, first_due_on: date, amount: float,
     return rows
 
 
-def _one_overdue(customer: str, days_past_due: int) -> list[dict]:
-    return _installment(customer, f"{customer}-loan", 1, AS_OF - timedelta(days=days_past_due), 100.0)
+def _one_overdue(customer: str, days_past_due: int, as_of: date = AS_OF) -> list[dict]:
+    return _installment(customer, f"{customer}-loan", 1, as_of - timedelta(days=days_past_due), 100.0)
 
 
 def _paid_up(customer: str) -> list[dict]:
@@ -115,7 +115,7 @@ def _calls_frame(calls: list[tuple[str, datetime]]) -> pd.DataFrame:
 def _seed(path: Path) -> Warehouse:
     warehouse = Warehouse(path)
     earlier = pd.DataFrame(
-        _one_overdue("ghost", 45) + _monthly("on_time", "L1", date(2024, 1, 10), 999.0, [None] * 7)
+        _one_overdue("ghost", 45, EARLIER_AS_OF) + _monthly("on_time", "L1", date(2024, 1, 10), 999.0, [None] * 7)
     ).assign(source_row=lambda frame: range(1, len(frame) + 1))
     with warehouse.session() as session:
         session.replace_partition("stg_repayments", AS_OF, _repayments_on_as_of())

@@ -50,7 +50,13 @@ def test_fake_satisfies_the_protocol() -> None:
 
 def test_embeddings_with_cache_keeps_order_and_encodes_duplicates_once() -> None:
     embedder = CountingEmbedder()
-    texts = ["我失业了没钱还", "I forgot the due date", "我失业了没钱还", "能不能延期", "I forgot the due date"]
+    texts = [
+        "我失业了没钱还",
+        "I forgot the due date",
+        "我失业了没钱还",
+        "能不能延期",
+        "I forgot the due date",
+    ]
     vectors, fresh = embeddings_with_cache(texts, embedder, {})
     assert embedder.calls == [["我失业了没钱还", "I forgot the due date", "能不能延期"]]
     assert vectors.shape == (5, 8)
@@ -149,7 +155,9 @@ def test_embedder_from_config_rejects_bad_batch_size(batch_size: object) -> None
 
 def test_missing_model_paths_raise_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="local path is required"):
-        embedder_from_config({"backend": "sentence_transformers", "model_path": "sentence-transformers/all-MiniLM-L6-v2"})
+        embedder_from_config(
+            {"backend": "sentence_transformers", "model_path": "sentence-transformers/all-MiniLM-L6-v2"}
+        )
     with pytest.raises(FileNotFoundError, match="local path is required"):
         SentenceTransformerEmbedder(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError):
@@ -171,8 +179,16 @@ def test_use_onnx_shape_norm_and_order(use_embedder: UseOnnxEmbedder) -> None:
     assert vectors.dtype == np.float32
     assert _unit_norm(vectors)
     assert use_embedder.dimension == 512
-    # Batching (batch_size=2) must not change rows or their order.
-    np.testing.assert_allclose(use_embedder.encode(texts[2:3])[0], vectors[2], atol=1e-5)
+    # Batching keeps rows in order; the quantized model's rows shift very slightly with batch companions.
+    alone = use_embedder.encode(texts[2:3])[0]
+    assert float(alone @ vectors[2]) > 0.99
+    assert float(alone @ vectors[2]) > max(float(alone @ vectors[index]) for index in (0, 1, 3, 4))
+
+
+def test_use_onnx_batch_size_one_is_exact_per_text() -> None:
+    embedder = UseOnnxEmbedder(batch_size=1, threads=1)
+    together = embedder.encode(["I forgot the due date", "我想还，但是手头真的周转不开，能不能延期几个月？"])
+    np.testing.assert_array_equal(embedder.encode(["I forgot the due date"])[0], together[0])
 
 
 def test_use_onnx_is_cross_lingual(use_embedder: UseOnnxEmbedder) -> None:

@@ -1,0 +1,204 @@
+"""Table contracts: Great Expectations suites kept as YAML under ``data_contracts/``, run on pandas frames.
+
+A contract names its table, states its grain and lists expectations (``type`` is the snake_case name of a
+``gx.expectations`` class, ``kwargs`` its arguments, ``description`` why it holds). ``derived_columns`` are SQL
+expressions the caller adds to the frame before validating (arithmetic rules); ``model`` names the SQL model
+that builds the frame when the contract is about a derived grain rather than a stored table.
+Great Expectations is imported inside :func:`contract_failures` only: the import takes seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "data_contracts"
+FAILURE_COLUMNS = ["expectation", "column", "description", "unexpected_count", "element_count", "sample"]
+_SAMPLE_SIZE = 5
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation of a contract: the GE expectation type, its arguments and a one-line description."""
+
+    type: str
+    kwargs: Mapping[str, Any]
+    description: str
+
+    @property
+    def column(self) -> str:
+        """Return the column(s) the expectation is about, for reports ('' for table-level expectations)."""
+        if "column" in self.kwargs:
+            return str(self.kwargs["column"])
+        if "column_A" in self.kwargs:
+            return f"{self.kwargs['column_A']}, {self.kwargs['column_B']}"
+        return ", ".join(str(column) for column in self.kwargs.get("column_list", []))
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A table contract as read from ``data_contracts/<table>.yaml``."""
+
+    table: str
+    grain: str
+    expectations: tuple[ExpectationSpec, ...]
+    derived_columns: Mapping[str, str] = field(default_factory=dict)
+    model: str | None = None
+
+
+class ContractError(RuntimeError):
+    """A frame broke its table contract; the message is a readable report of the failed expectations."""
+
+    def __init__(self, contract: Contract, failures: pd.DataFrame) -> None:
+        super().__init__(contract_report(contract, failures))
+        self.table = contract.table
+        self.failures = failures
+
+
+def _spec(entry: Any, path: Path) -> ExpectationSpec:
+    if not isinstance(entry, Mapping) or not str(entry.get("type", "")).startswith("expect_"):
+        raise ValueError(f"{path}: every expectation needs a 'type' starting with expect_, got {entry!r}")
+    kwargs = entry.get("kwargs") or {}
+    description = entry.get("description")
+    if not isinstance(kwargs, Mapping) or not description:
+        raise ValueError(f"{path}: expectation {entry['type']} needs a 'kwargs' mapping and a 'description'")
+    return ExpectationSpec(str(entry["type"]), dict(kwargs), str(description).strip())
+
+
+def load_contract(path: Path | str) -> Contract:
+    """Return the contract in the YAML file ``path``; raise ValueError when it is malformed."""
+    path = Path(path)
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, Mapping) or not loaded.get("table") or not loaded.get("grain"):
+        raise ValueError(f"{path}: a contract needs 'table', 'grain' and 'expectations'")
+    entries = loaded.get("expectations") or []
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: 'expectations' must be a non-empty list")
+    derived = loaded.get("derived_columns") or {}
+    if not isinstance(derived, Mapping) or not all(_IDENTIFIER.match(str(name)) for name in derived):
+        raise ValueError(f"{path}: 'derived_columns' must map plain column names to SQL expressions")
+    return Contract(
+        table=str(loaded["table"]),
+        grain=" ".join(str(loaded["grain"]).split()),
+        expectations=tuple(_spec(entry, path) for entry in entries),
+        derived_columns={str(name): str(sql) for name, sql in derived.items()},
+        model=loaded.get("model"),
+    )
+
+
+def table_contract(table: str) -> Contract:
+    """Return the contract of ``table`` from ``data_contracts/<table>.yaml``."""
+    return load_contract(CONTRACTS_DIR / f"{table}.yaml")
+
+
+def derived_select_list(contract: Contract) -> str:
+    """Return the ``, <sql> as <name>`` list that adds the contract's derived columns to a select ('' if none)."""
+    return "".join(f", ({sql}) as {name}" for name, sql in contract.derived_columns.items())
+
+
+def _expectation_classes() -> dict[str, type]:
+    import great_expectations as gx
+
+    return {
+        cls.expectation_type: cls
+        for name in dir(gx.expectations)
+        if name.startswith("Expect") and isinstance(cls := getattr(gx.expectations, name), type)
+    }
+
+
+def _quiet_great_expectations() -> None:
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.expectations"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _suite(contract: Contract) -> Any:
+    """Build the GE suite of a contract; each expectation remembers its position in ``meta``."""
+    import great_expectations as gx
+
+    classes = _expectation_classes()
+    suite = gx.ExpectationSuite(name=contract.table)
+    for position, spec in enumerate(contract.expectations):
+        if spec.type not in classes:
+            raise ValueError(f"contract {contract.table}: unknown expectation type {spec.type!r}")
+        suite.add_expectation(
+            classes[spec.type](**spec.kwargs, description=spec.description, meta={"position": position})
+        )
+    return suite
+
+
+def _failure_row(spec: ExpectationSpec, result: Any) -> dict[str, Any]:
+    """Return the report row of one failed expectation result."""
+    details = dict(result.result or {})
+    exception = dict(result.exception_info or {})
+    if exception.get("raised_exception"):
+        sample: Any = f"error: {exception.get('exception_message')}"
+    elif "partial_unexpected_list" in details:
+        sample = list(details["partial_unexpected_list"])[:_SAMPLE_SIZE]
+    else:
+        sample = f"observed: {details.get('observed_value')}"
+    return {
+        "expectation": spec.type,
+        "column": spec.column,
+        "description": spec.description,
+        "unexpected_count": details.get("unexpected_count"),
+        "element_count": details.get("element_count"),
+        "sample": repr(sample),
+    }
+
+
+def contract_failures(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Return one row per failed expectation of ``contract`` on ``frame`` (empty when all pass).
+
+    Columns: expectation, column, description, unexpected_count, element_count, sample (up to 5 unexpected
+    values, or the observed value / error). Derived columns must already be in ``frame``.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    _quiet_great_expectations()
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas(name=f"{contract.table}_source").add_dataframe_asset(
+        name=contract.table
+    )
+    batch = asset.add_batch_definition_whole_dataframe("whole_frame").get_batch(
+        batch_parameters={"dataframe": frame}
+    )
+    validation = batch.validate(
+        _suite(contract),
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE_SIZE},
+    )
+    rows = [
+        (result.expectation_config.meta["position"], result)
+        for result in validation.results
+        if not result.success
+    ]
+    failures = [_failure_row(contract.expectations[position], result) for position, result in sorted(
+        rows, key=lambda pair: pair[0])]
+    return pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+
+
+def contract_report(contract: Contract, failures: pd.DataFrame) -> str:
+    """Return a readable report of a contract's failed expectations: table, grain, then one line each."""
+    lines = [f"contract {contract.table} failed {len(failures)} of {len(contract.expectations)} expectations "
+             f"(grain: {contract.grain})"]
+    for failure in failures.itertuples(index=False):
+        count = (
+            f"{failure.unexpected_count} of {failure.element_count} rows unexpected"
+            if pd.notna(failure.unexpected_count) else "failed"
+        )
+        lines.append(
+            f"  - {failure.expectation}({failure.column}): {failure.description} -- {count}; "
+            f"sample {failure.sample}"
+        )
+    return "\n".join(lines)
