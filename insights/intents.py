@@ -55,6 +55,7 @@ TOP_TERMS = 5
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _SUB_REASON_TOP_K = 2
+_SCORING_BLOCK = 4096
 _UTTERANCE_COLUMNS = ("call_id", "customer_id", "turn_no", "text")
 _CALL_COLUMNS = (
     "call_id",
@@ -232,6 +233,26 @@ def utterance_intent_scores(
         raise ValueError(
             f"vectors must be (n, {prototypes.vectors.shape[1]}) like the prototypes, got {vectors.shape}"
         )
+    classes = [*prototypes.intents, NEUTRAL]
+    sub_reason_columns = [f"{intent}_sub_reason" for intent in prototypes.intents]
+    blocks = [
+        _scores_block(
+            vectors[start : start + _SCORING_BLOCK], prototypes, top_k, temperature, null_similarity
+        )
+        for start in range(0, len(vectors), _SCORING_BLOCK)
+    ]
+    if not blocks:
+        return pd.DataFrame(
+            {column: pd.Series(dtype=np.float64) for column in classes}
+            | {column: pd.Series(dtype=str) for column in sub_reason_columns}
+        )
+    return pd.concat(blocks, ignore_index=True)
+
+
+def _scores_block(
+    vectors: np.ndarray, prototypes: IntentPrototypes, top_k: int, temperature: float, null_similarity: float
+) -> pd.DataFrame:
+    """Return `utterance_intent_scores` for one block of rows (blocks bound the memory of similarities)."""
     similarity = _unit_rows(vectors) @ prototypes.vectors.T.astype(np.float64)
     intent_labels = prototypes.labels["intent"].to_numpy()
     sub_labels = prototypes.labels["sub_reason"].to_numpy()
@@ -241,9 +262,7 @@ def utterance_intent_scores(
         [_top_k_mean(similarity[:, intent_labels == name], top_k) for name in classes]
     )
     class_similarity[:, -1] = np.maximum(class_similarity[:, -1], null_similarity)
-    probabilities = _softmax(class_similarity / temperature)
-
-    scores = pd.DataFrame(probabilities, columns=classes)
+    scores = pd.DataFrame(_softmax(class_similarity / temperature), columns=classes)
     for intent in prototypes.intents:
         codes = list(pd.unique(sub_labels[intent_labels == intent]))
         per_code = np.column_stack(
@@ -266,8 +285,9 @@ def call_insight(
     Returns `(calls, clusters)`; see the module docstring for how own and cluster scores combine.
     """
     _check_utterances(utterances, vectors, prototypes)
-    order = np.lexsort((utterances["turn_no"].to_numpy(), utterances["call_id"].to_numpy()))
-    table = utterances.iloc[order][list(_UTTERANCE_COLUMNS)].reset_index(drop=True)
+    positioned = utterances[list(_UTTERANCE_COLUMNS)].reset_index(drop=True)
+    order = positioned.sort_values(["call_id", "turn_no"], kind="stable").index.to_numpy()
+    table = positioned.iloc[order].reset_index(drop=True)
     ordered_vectors = np.asarray(vectors, dtype=np.float64)[order]
     if table.empty:
         logger.info("call insight: no utterances")

@@ -3,9 +3,9 @@
 Glossary (see DOMAIN.md): DPD = days past due, FPD = first-payment default.
 
 Runs three SQL models in order and replaces their ``as_of`` partitions, so a rerun changes nothing:
-``features/installment_status`` (one row per installment) -> ``features/customer_behaviour`` (one row per customer
-with repayments) -> ``features/in_scope_customers`` (overdue or recently called customers). The column definitions
-are in ``sql/features/README.md``.
+``features/installment_status`` (one row per installment) -> ``features/customer_behaviour`` (one row per
+customer with repayments) -> ``features/in_scope_customers`` (overdue or recently called customers).
+The column definitions are in ``sql/features/README.md``.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def _checked_call_days(in_scope_call_days: int) -> int:
 def build_behaviour(warehouse: Warehouse, as_of: date, in_scope_call_days: int = 14) -> BehaviourReport:
     """Replace the ``as_of`` partitions of installment_status, customer_behaviour and in_scope_customers.
 
-    A customer is in scope when overdue on ``as_of`` or called within the last ``in_scope_call_days`` days up to
-    and including ``as_of``. Returns the row counts written.
+    A customer is in scope when overdue on ``as_of`` or called within the last ``in_scope_call_days`` days
+    up to and including ``as_of``. Returns the row counts written.
     """
     if isinstance(as_of, datetime) or not isinstance(as_of, date):
         raise TypeError(f"as_of must be a date, got {as_of!r}")

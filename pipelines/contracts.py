@@ -1,9 +1,9 @@
 """Table contracts: Great Expectations suites kept as YAML under ``data_contracts/``, run on pandas frames.
 
 A contract names its table, states its grain and lists expectations (``type`` is the snake_case name of a
-``gx.expectations`` class, ``kwargs`` its arguments, ``description`` why it holds). ``derived_columns`` are SQL
-expressions the caller adds to the frame before validating (arithmetic rules); ``model`` names the SQL model
-that builds the frame when the contract is about a derived grain rather than a stored table.
+``gx.expectations`` class, ``kwargs`` its arguments, ``description`` why it holds). ``derived_columns`` are
+SQL expressions the caller adds to the frame before validating (arithmetic rules); ``model`` names the SQL
+model that builds the frame when the contract is about a derived grain rather than a stored table.
 Great Expectations is imported inside :func:`contract_failures` only: the import takes seconds.
 """
 
@@ -37,7 +37,7 @@ class ExpectationSpec:
 
     @property
     def column(self) -> str:
-        """Return the column(s) the expectation is about, for reports ('' for table-level expectations)."""
+        """Name the columns the expectation is about, for reports ('' for table-level expectations)."""
         if "column" in self.kwargs:
             return str(self.kwargs["column"])
         if "column_A" in self.kwargs:
@@ -102,22 +102,21 @@ def table_contract(table: str) -> Contract:
 
 
 def derived_select_list(contract: Contract) -> str:
-    """Return the ``, <sql> as <name>`` list that adds the contract's derived columns to a select ('' if none)."""
+    """Return the ``, (<sql>) as <name>`` list adding the derived columns to a select ('' if none)."""
     return "".join(f", ({sql}) as {name}" for name, sql in contract.derived_columns.items())
 
 
 def _expectation_classes() -> dict[str, type]:
     import great_expectations as gx
 
-    return {
-        cls.expectation_type: cls
-        for name in dir(gx.expectations)
-        if name.startswith("Expect") and isinstance(cls := getattr(gx.expectations, name), type)
-    }
+    classes = (getattr(gx.expectations, name) for name in dir(gx.expectations) if name.startswith("Expect"))
+    return {str(getattr(cls, "expectation_type", "")): cls for cls in classes if isinstance(cls, type)}
 
 
 def _quiet_great_expectations() -> None:
-    for name in ("great_expectations", "great_expectations.core", "great_expectations.expectations"):
+    """Set GE's loggers to WARNING (some of its modules set their own logger to INFO when imported)."""
+    names = [name for name in logging.root.manager.loggerDict if name.startswith("great_expectations.")]
+    for name in ["great_expectations", *names]:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -156,12 +155,23 @@ def _failure_row(spec: ExpectationSpec, result: Any) -> dict[str, Any]:
     }
 
 
+def _validation_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with numeric columns as float64: GE vectorises its pandas range checks only then."""
+    numeric = [
+        column for column, dtype in frame.dtypes.items()
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        and dtype not in ("int64", "float64")
+    ]
+    return frame.astype({column: "float64" for column in numeric}) if numeric else frame
+
+
 def contract_failures(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """Return one row per failed expectation of ``contract`` on ``frame`` (empty when all pass).
 
     Columns: expectation, column, description, unexpected_count, element_count, sample (up to 5 unexpected
     values, or the observed value / error). Derived columns must already be in ``frame``.
     """
+    _quiet_great_expectations()  # before the import: GE logs at INFO while it imports
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -172,7 +182,7 @@ def contract_failures(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         name=contract.table
     )
     batch = asset.add_batch_definition_whole_dataframe("whole_frame").get_batch(
-        batch_parameters={"dataframe": frame}
+        batch_parameters={"dataframe": _validation_frame(frame)}
     )
     validation = batch.validate(
         _suite(contract),

@@ -10,88 +10,91 @@ with repayments as (
     where as_of = $as_of
 ),
 
-installments as (
-    -- the schedule: every row of an installment repeats its due date and amount; min/max guard against
-    -- rows that disagree (the data contract reports those).
+repayments_known_on_as_of as (
+    -- a payment dated after $as_of is not known yet: its row only tells that the installment exists
+    select
+        loan_id,
+        installment_no,
+        customer_id,
+        due_on,
+        amount_due,
+        case when paid_on <= $as_of and amount_paid > 0 then paid_on end as paid_on,
+        case when paid_on <= $as_of and amount_paid > 0 then amount_paid end as amount_paid
+    from repayments
+),
+
+repayments_with_running_total as (
+    -- range frame: payments on the same day count together, so paid_to_date is "paid by the end of paid_on".
+    -- the rows of an installment should agree on due_on and amount_due (the staging contract checks it);
+    -- if they do not, the earliest due date and the largest amount are used.
+    select
+        *,
+        sum(amount_paid) over (
+            partition by loan_id, installment_no
+            order by paid_on
+            range between unbounded preceding and current row
+        ) as paid_to_date,
+        max(amount_due) over (
+            partition by loan_id, installment_no
+            order by paid_on
+            range between unbounded preceding and unbounded following
+        ) as installment_amount_due
+    from repayments_known_on_as_of
+),
+
+repayments_with_amount_to_clear as (
+    select
+        *,
+        installment_amount_due - greatest(0.01, 0.01 * installment_amount_due) as amount_to_clear
+    from repayments_with_running_total
+),
+
+installments_with_payments as (
     select
         loan_id,
         installment_no,
         min(customer_id) as customer_id,
         min(due_on) as due_on,
         max(amount_due) as amount_due,
-        max(amount_due) - greatest(0.01, 0.01 * max(amount_due)) as amount_to_clear
-    from repayments
-    group by loan_id, installment_no
-),
-
-payments_known_on_as_of as (
-    select
-        loan_id,
-        installment_no,
-        paid_on,
-        amount_paid
-    from repayments
-    where paid_on <= $as_of
-      and amount_paid > 0
-),
-
-payments_with_running_total as (
-    -- range frame: payments on the same day count together, so the running total is "paid by the end of paid_on"
-    select
-        payments_known_on_as_of.*,
-        installments.amount_to_clear,
-        sum(payments_known_on_as_of.amount_paid) over (
-            partition by payments_known_on_as_of.loan_id, payments_known_on_as_of.installment_no
-            order by payments_known_on_as_of.paid_on
-            range between unbounded preceding and current row
-        ) as paid_to_date
-    from payments_known_on_as_of
-    inner join installments using (loan_id, installment_no)
-),
-
-payments_per_installment as (
-    select
-        loan_id,
-        installment_no,
-        sum(amount_paid) as amount_paid,
-        count(*) as payment_count,
+        max(amount_to_clear) as amount_to_clear,
+        coalesce(sum(amount_paid), 0) as amount_paid,
+        count(paid_on) as payment_count,
         min(paid_on) as first_paid_on,
         max(paid_on) as last_paid_on,
         min(paid_on) filter (where paid_to_date >= amount_to_clear) as cleared_on,
-        count(*) filter (where paid_to_date < amount_to_clear) as payments_short_of_full
-    from payments_with_running_total
+        count(paid_on) filter (where paid_to_date < amount_to_clear) as payments_short_of_full
+    from repayments_with_amount_to_clear
     group by loan_id, installment_no
 ),
 
-installments_with_payments as (
+loans as (
     select
-        installments.customer_id,
-        installments.loan_id,
-        installments.installment_no,
-        installments.due_on,
-        installments.amount_due,
-        installments.amount_to_clear,
-        coalesce(payments_per_installment.amount_paid, 0) as amount_paid,
-        coalesce(payments_per_installment.payment_count, 0) as payment_count,
-        coalesce(payments_per_installment.payments_short_of_full, 0) as payments_short_of_full,
-        payments_per_installment.first_paid_on,
-        payments_per_installment.last_paid_on,
-        case
-            when installments.amount_to_clear <= 0
-                then least(installments.due_on, coalesce(payments_per_installment.cleared_on, installments.due_on))
-            else payments_per_installment.cleared_on
-        end as cleared_on,
-        installments.installment_no
-            = min(installments.installment_no) over (partition by installments.loan_id) as is_first_installment
-    from installments
-    left join payments_per_installment using (loan_id, installment_no)
+        loan_id,
+        min(installment_no) as first_installment_no
+    from installments_with_payments
+    group by loan_id
 ),
 
 installments_cleared as (
     select
+        installments_with_payments.* exclude (amount_to_clear, cleared_on),
+        installments_with_payments.installment_no = loans.first_installment_no as is_first_installment,
+        case
+            when installments_with_payments.amount_to_clear <= 0
+                then least(installments_with_payments.due_on,
+                           coalesce(installments_with_payments.cleared_on, installments_with_payments.due_on))
+            else installments_with_payments.cleared_on
+        end as cleared_on
+    from installments_with_payments
+    inner join loans using (loan_id)
+),
+
+installments_paid_in_full as (
+    -- an installment with nothing to pay is cleared on its due date, which may still be ahead of $as_of
+    select
         * exclude (cleared_on),
         case when cleared_on <= $as_of then cleared_on end as paid_in_full_on
-    from installments_with_payments
+    from installments_cleared
 ),
 
 installments_timed as (
@@ -100,7 +103,7 @@ installments_timed as (
         due_on <= $as_of as is_due,
         paid_in_full_on is not null as is_fully_paid,
         date_diff('day', due_on, paid_in_full_on) as days_late
-    from installments_cleared
+    from installments_paid_in_full
 ),
 
 final as (

@@ -23,7 +23,8 @@ def _months_after(start: date, months: int) -> date:
 
 def _installment(customer: str, loan: str, no: int, due_on: date, amount: float,
                  *payments: tuple[date, float]) -> list[dict]:
-    base = {"loan_id": loan, "customer_id": customer, "installment_no": no, "due_on": due_on, "amount_due": amount}
+    base = {"loan_id": loan, "customer_id": customer, "installment_no": no}
+    base |= {"due_on": due_on, "amount_due": amount}
     if not payments:
         return [{**base, "paid_on": None, "amount_paid": None}]
     return [{**base, "paid_on": paid_on, "amount_paid": paid} for paid_on, paid in payments]
@@ -55,7 +56,7 @@ def _repayments_on_as_of() -> pd.DataFrame:
         # habitually 1-3 days late: 5 of 8 paid 1-3 days late, one 5 days late, two on time
         + _monthly("habitual_late", "L2", date(2023, 11, 5), 200.0, [2, 1, 0, 3, 2, 5, 1, 0])
         # a late one, 12 on time (2023-05-15 .. 2024-04-15), then two missed, then a future one
-        + _monthly("clean_then_break", "L3", date(2023, 2, 15), 300.0, [0, 0, 10] + [0] * 12 + [None, None, None])
+        + _monthly("clean_then_break", "L3", date(2023, 2, 15), 300.0, [0, 0, 10] + [0] * 12 + [None] * 3)
         # first-payment default: nothing ever paid
         + _monthly("first_payment_default", "L4", date(2024, 5, 20), 500.0, [None, None, None])
         # paid in two parts reaching the amount 3 days late; then 99.5 of 100 (inside the 1% tolerance)
@@ -115,7 +116,8 @@ def _calls_frame(calls: list[tuple[str, datetime]]) -> pd.DataFrame:
 def _seed(path: Path) -> Warehouse:
     warehouse = Warehouse(path)
     earlier = pd.DataFrame(
-        _one_overdue("ghost", 45, EARLIER_AS_OF) + _monthly("on_time", "L1", date(2024, 1, 10), 999.0, [None] * 7)
+        _one_overdue("ghost", 45, EARLIER_AS_OF)
+        + _monthly("on_time", "L1", date(2024, 1, 10), 999.0, [None] * 7)
     ).assign(source_row=lambda frame: range(1, len(frame) + 1))
     with warehouse.session() as session:
         session.replace_partition("stg_repayments", AS_OF, _repayments_on_as_of())
@@ -178,7 +180,8 @@ def test_always_on_time(behaviour: pd.DataFrame) -> None:
     _assert_customer(
         behaviour, "on_time",
         days_past_due=0, dpd_bucket="current", is_overdue=False, installments_due=6, installments_paid=6,
-        installments_paid_late=0, installments_overdue=0, share_paid_1_3_days_late=0.0, partial_payment_count=0,
+        installments_paid_late=0, installments_overdue=0, share_paid_1_3_days_late=0.0,
+        partial_payment_count=0,
         longest_on_time_streak=6, on_time_streak_before_break=0, clean_history_months=0,
         is_first_payment_default=False, amount_overdue=0.0, amount_outstanding=100.0,
         first_due_on=pd.Timestamp("2024-01-10"), last_payment_on=pd.Timestamp("2024-06-10"), loan_count=1,
@@ -188,7 +191,8 @@ def test_always_on_time(behaviour: pd.DataFrame) -> None:
 def test_habitual_1_3_days_late(behaviour: pd.DataFrame) -> None:
     _assert_customer(
         behaviour, "habitual_late",
-        days_past_due=0, is_overdue=False, installments_due=8, installments_paid=8, installments_paid_on_time=2,
+        days_past_due=0, is_overdue=False, installments_due=8, installments_paid=8,
+        installments_paid_on_time=2,
         installments_paid_late=6, installments_paid_1_3_days_late=5, share_paid_1_3_days_late=0.625,
         longest_on_time_streak=1, on_time_streak_before_break=0,
     )
@@ -270,7 +274,9 @@ def test_payments_after_as_of_are_ignored(installments: pd.DataFrame, behaviour:
     )
 
 
-def test_installment_due_on_as_of_is_not_yet_overdue(installments: pd.DataFrame, behaviour: pd.DataFrame) -> None:
+def test_installment_due_on_as_of_is_not_yet_overdue(
+    installments: pd.DataFrame, behaviour: pd.DataFrame
+) -> None:
     today = installments.loc[("L9", 2)]
     assert bool(today["is_due"]) and not today["is_overdue"] and not today["is_partial"]
     assert today["amount_outstanding"] == 100.0
@@ -324,7 +330,8 @@ def test_other_partition_is_not_mixed_in(tmp_path: Path) -> None:
     earlier = _table(warehouse, "customer_behaviour", EARLIER_AS_OF, ["customer_id"])
     assert list(earlier.index) == ["ghost", "on_time"]
     assert earlier.loc["ghost", "days_past_due"] == 45
-    assert earlier_report.in_scope == 2  # ghost and on_time are overdue; ghost_caller's call is after 2024-05-31
+    # ghost and on_time are overdue there; ghost_caller's call is dated after 2024-05-31
+    assert earlier_report.in_scope == 2
 
 
 def test_replayed_landing_file_for_a_later_date(tmp_path: Path) -> None:
@@ -353,6 +360,60 @@ def test_rerun_changes_nothing(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(_table(warehouse, table, AS_OF, key), before[table])
     with warehouse.session(read_only=True) as session:
         assert session.scalar("select count(*) from customer_behaviour") == first.customers
+
+
+def _june(day: int) -> date:
+    return date(2024, 6, day)
+
+
+def test_installment_edge_cases(tmp_path: Path) -> None:
+    rows = (
+        # nothing to pay: cleared on its due date once that has come
+        _installment("edge", "Z", 1, _june(1), 0.0)
+        + _installment("edge", "Z", 2, date(2024, 7, 1), 0.0)
+        # two payments on the same day reach the amount together: not paid in parts
+        + _installment("edge", "S", 1, _june(10), 100.0, (_june(12), 50.0), (_june(12), 50.0))
+        # the first payment already covers it; a later extra payment changes nothing
+        + _installment("edge", "O", 1, _june(10), 100.0, (_june(5), 120.0), (_june(8), 10.0))
+        # a zero payment is not a payment
+        + _installment("edge", "N", 1, _june(10), 100.0, (_june(10), 0.0))
+        # rows disagreeing on the schedule: the earliest due date and the largest amount are used
+        + [
+            {"loan_id": "D", "customer_id": "edge", "installment_no": 1, "due_on": _june(10),
+             "amount_due": 100.0, "paid_on": _june(10), "amount_paid": 60.0},
+            {"loan_id": "D", "customer_id": "edge", "installment_no": 1, "due_on": _june(12),
+             "amount_due": 120.0, "paid_on": _june(11), "amount_paid": 60.0},
+        ]
+    )
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    with warehouse.session() as session:
+        session.replace_partition(
+            "stg_repayments", AS_OF, pd.DataFrame(rows).assign(source_row=lambda f: range(1, len(f) + 1))
+        )
+    build_behaviour(warehouse, AS_OF)
+    status = _table(warehouse, "installment_status", AS_OF, ["loan_id", "installment_no"])
+    zero_due, zero_future = status.loc[("Z", 1)], status.loc[("Z", 2)]
+    assert bool(zero_due["is_fully_paid"]) and bool(zero_due["is_paid_on_time"])
+    assert zero_due["paid_in_full_on"] == pd.Timestamp("2024-06-01")
+    assert not zero_future["is_due"] and not zero_future["is_fully_paid"]
+    assert zero_future["amount_outstanding"] == 0.0
+    same_day = status.loc[("S", 1)]
+    assert same_day["paid_in_full_on"] == pd.Timestamp("2024-06-12") and same_day["days_late"] == 2
+    assert same_day["payment_count"] == 2 and not same_day["is_paid_in_parts"]
+    overpaid = status.loc[("O", 1)]
+    assert overpaid["paid_in_full_on"] == pd.Timestamp("2024-06-05") and overpaid["days_late"] == -5
+    assert overpaid["amount_paid"] == 130.0 and overpaid["amount_outstanding"] == 0.0
+    assert not overpaid["is_paid_in_parts"]
+    zero_payment = status.loc[("N", 1)]
+    assert zero_payment["payment_count"] == 0 and bool(zero_payment["is_overdue"])
+    assert not zero_payment["is_partial"] and pd.isna(zero_payment["last_paid_on"])
+    disagreeing = status.loc[("D", 1)]
+    assert disagreeing["due_on"] == pd.Timestamp("2024-06-10") and disagreeing["amount_due"] == 120.0
+    assert disagreeing["paid_in_full_on"] == pd.Timestamp("2024-06-11")
+    assert bool(disagreeing["is_paid_in_parts"])
+    customer = _table(warehouse, "customer_behaviour", AS_OF, ["customer_id"]).loc["edge"]
+    assert customer["loan_count"] == 5 and customer["installments_due"] == 5
+    assert customer["installments_overdue"] == 1 and customer["days_past_due"] == 20
 
 
 @pytest.mark.parametrize(("days", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
@@ -389,7 +450,8 @@ def _expected_days_past_due(repayments: pd.DataFrame, as_of: date) -> pd.Series:
     )
     tolerance = (0.01 * per_installment["amount_due"]).clip(lower=0.01)
     overdue = per_installment[
-        (per_installment["due_on"] < as_of) & (per_installment["paid"] < per_installment["amount_due"] - tolerance)
+        (per_installment["due_on"] < as_of)
+        & (per_installment["paid"] < per_installment["amount_due"] - tolerance)
     ]
     oldest = overdue.groupby("customer_id")["due_on"].min()
     days = oldest.map(lambda due_on: (as_of - due_on).days)
@@ -415,7 +477,8 @@ def test_home_credit_sample_sanity(tmp_path: Path, days_before_base: int) -> Non
     assert ((frame["days_past_due"] > 0) == frame["is_overdue"]).all()
     assert (frame["installments_paid"] <= frame["installments_due"]).all()
     assert (frame["installments_paid"] + frame["installments_overdue"] <= frame["installments_due"]).all()
-    assert (frame["installments_paid_late"] + frame["installments_paid_on_time"] == frame["installments_paid"]).all()
+    paid_late_or_on_time = frame["installments_paid_late"] + frame["installments_paid_on_time"]
+    assert (paid_late_or_on_time == frame["installments_paid"]).all()
     share = frame["share_paid_1_3_days_late"]
     assert share.dropna().between(0, 1).all()
     assert (share.isna() == (frame["installments_paid"] == 0)).all()

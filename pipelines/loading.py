@@ -1,0 +1,326 @@
+"""Stage 1 of the nightly job: load the landing folder into the staged tables, under contract.
+
+:func:`load_landing` is the one entry point (the CLI and the Airflow task call it). For its as-of date it
+replaces the partition of every staged table, of ``quarantine`` and of ``load_reconciliation``, so a rerun
+changes nothing. Order of work: check the folder (LandingError before anything is written), check every row
+(bad rows go to quarantine, never dropped), write quarantine and reconciliation, check that every file
+reconciles, then write each staged table with its contract run inside the partition replacement: a failed
+contract rolls that partition back and stops the run (ContractError), the earlier partitions stay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from pipelines.contracts import (
+    Contract,
+    ContractError,
+    contract_failures,
+    derived_select_list,
+    table_contract,
+)
+from pipelines.landing import (
+    CheckedRows,
+    LandingError,
+    checked_customers,
+    column_mapping,
+    csv_encoding,
+    csv_header,
+    landing_files,
+    quarantine_frame,
+    read_calls,
+    read_customers,
+    redacted_record,
+    utf8_copy,
+)
+from pipelines.warehouse import Session, Warehouse, sql_text
+
+log = logging.getLogger(__name__)
+
+FILE_COLUMNS = ["source_file", "rows_read", "rows_loaded", "rows_quarantined"]
+RULE_COLUMNS = ["source_file", "rule", "rows"]
+STAGED_TABLES = ("stg_repayments", "stg_calls", "stg_call_turns", "stg_customers")
+# contracts run inside the replacement of each staged table; stg_installments is derived from stg_repayments
+CONTRACTS_BY_TABLE = {
+    "stg_repayments": ("stg_repayments", "stg_installments"),
+    "stg_calls": ("stg_calls",),
+    "stg_call_turns": ("stg_call_turns",),
+    "stg_customers": ("stg_customers",),
+}
+_DATE_COLUMNS = ("due_date", "paid_date")
+_CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+
+
+class ReconciliationError(RuntimeError):
+    """Rows were lost or duplicated between reading a file and writing it: a bug, never a data problem."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one load did: per source file rows read/loaded/quarantined, and quarantined rows per rule."""
+
+    as_of: date
+    files: pd.DataFrame  # source_file, rows_read, rows_loaded, rows_quarantined
+    quarantine_by_rule: pd.DataFrame  # source_file, rule, rows
+
+
+@dataclass(frozen=True)
+class _RepaymentsSource:
+    """How to read the repayments file: its path, format, encoding and contract column -> file column."""
+
+    path: Path
+    encoding: str | None  # None for Parquet
+    columns: dict[str, str]
+    timestamp_columns: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _FileCheck:
+    """The row counts and quarantined rows of one landing file, before anything is written."""
+
+    source_file: str
+    rows_read: int
+    rows_loaded: int
+    quarantine: pd.DataFrame
+
+
+# --- pure helpers ----------------------------------------------------------------------------------
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _row_count(session: Session, table: str, where: str = "true") -> int:
+    # Session.frame, not Session.scalar: scalar's fetchone leaves a DuckDB 2 result open, and the next
+    # unparameterised Session.frame on the connection then fails with "unfinished result"
+    return int(session.frame(f"select count(*) as n from {table} where {where}")["n"].iloc[0])
+
+
+def reconciliation_frame(checks: Sequence[_FileCheck]) -> pd.DataFrame:
+    """Return one row per source file: rows read, loaded and quarantined."""
+    rows = [(c.source_file, c.rows_read, c.rows_loaded, len(c.quarantine)) for c in checks]
+    return pd.DataFrame(rows, columns=FILE_COLUMNS).astype(
+        {"rows_read": "int64", "rows_loaded": "int64", "rows_quarantined": "int64"}
+    )
+
+
+def unreconciled_files(files: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows of ``files`` where rows_read != rows_loaded + rows_quarantined."""
+    return files[files["rows_read"] != files["rows_loaded"] + files["rows_quarantined"]]
+
+
+def quarantine_by_rule(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Return the number of quarantined rows per source file and rule, most frequent first."""
+    counts = quarantine.groupby(["source_file", "rule"], as_index=False).size()
+    counts = counts.rename(columns={"size": "rows"})
+    ordered = counts.sort_values(["source_file", "rows", "rule"], ascending=[True, False, True])
+    return ordered.reset_index(drop=True).reindex(columns=RULE_COLUMNS).astype({"rows": "int64"})
+
+
+def _file_summary(files: pd.DataFrame, by_rule: pd.DataFrame, source_file: str) -> str:
+    row = files[files["source_file"] == source_file].iloc[0]
+    rules = by_rule[by_rule["source_file"] == source_file].head(3)
+    top = ", ".join(f"{rule} {rows}" for rule, rows in zip(rules["rule"], rules["rows"], strict=True))
+    return (
+        f"{source_file}: read {row['rows_read']}, loaded {row['rows_loaded']}, "
+        f"quarantined {row['rows_quarantined']}" + (f" (top rules: {top})" if top else "")
+    )
+
+
+# --- repayments: read into DuckDB and checked there ------------------------------------------------
+
+
+def _repayments_source(path: Path, encoding: str) -> _RepaymentsSource:
+    """Check the repayments file's encoding and columns (raising LandingError) and say how to read it."""
+    if path.suffix == ".parquet":
+        schema = pq.read_schema(path)
+        columns = column_mapping(schema.names, "repayments", path.name)
+        timestamps = frozenset(
+            column for column in _DATE_COLUMNS
+            if str(schema.field(columns[column]).type).startswith("timestamp")
+        )
+        return _RepaymentsSource(path, None, columns, timestamps)
+    chosen = csv_encoding(path, encoding)
+    return _RepaymentsSource(path, chosen, column_mapping(csv_header(path, chosen), "repayments", path.name))
+
+
+def _read_repayments(session: Session, source: _RepaymentsSource, scratch: Path) -> None:
+    """Create the temp table landing_repayments: the contract columns as text, in file order."""
+    if source.encoding is None:
+        # a timestamp-typed date column is cut to its date, so it reads like a CSV date
+        select = ", ".join(
+            f"cast(cast({_quoted(name)} as date) as varchar) as {column}"
+            if column in source.timestamp_columns
+            else f"cast({_quoted(name)} as varchar) as {column}"
+            for column, name in source.columns.items()
+        )
+        statement = (
+            f"create or replace temp table landing_repayments as select {select} "
+            "from read_parquet($path, file_row_number = true) order by file_row_number"
+        )
+        readable = source.path
+    else:
+        select = ", ".join(f"{_quoted(name)} as {column}" for column, name in source.columns.items())
+        statement = (
+            f"create or replace temp table landing_repayments as select {select} "
+            f"from read_csv($path, {_CSV_OPTIONS})"
+        )
+        # DuckDB reads UTF-8 only (other encodings need a downloaded extension): re-encode a GB18030 file
+        is_gb18030 = source.encoding == "gb18030"
+        readable = utf8_copy(source.path, source.encoding, scratch) if is_gb18030 else source.path
+    try:
+        session.execute(statement, {"path": str(readable)})
+    except Exception as error:  # DuckDB's own exception types stay inside pipelines.warehouse
+        raise LandingError(f"{source.path.name} could not be read: {error}") from error
+
+
+def _checked_repayments(session: Session, source: _RepaymentsSource, scratch: Path) -> _FileCheck:
+    """Read and check the repayments file in DuckDB; the rows stay in the temp table repayments_checked."""
+    started = time.perf_counter()
+    _read_repayments(session, source, scratch)
+    rows_read = _row_count(session, "landing_repayments")
+    session.execute(
+        "create or replace temp table repayments_checked as "
+        f"select * from (\n{sql_text('staging/repayments_checked')}\n)"
+    )
+    rows_good = _row_count(session, "repayments_checked", "rule is null")
+    quarantined = session.model_frame("staging/repayments_quarantine")
+    quarantine = quarantine_frame(
+        {
+            "source_file": source.path.name,
+            "source_row": int(row.source_row),
+            "rule": str(row.rule),
+            "detail": redacted_record(str(row.detail)),
+            "raw_record": redacted_record(json.loads(str(row.raw_record))),
+        }
+        for row in quarantined.itertuples(index=False)
+    )
+    seconds = time.perf_counter() - started
+    log.info("%s: read and checked %d rows in %.1f s", source.path.name, rows_read, seconds)
+    return _FileCheck(source.path.name, rows_read, rows_good, quarantine)
+
+
+def _file_check(checked: CheckedRows) -> _FileCheck:
+    return _FileCheck(checked.source_file, checked.rows_read, len(checked.good), checked.quarantine)
+
+
+# --- contracts -------------------------------------------------------------------------------------
+
+
+def _contract_frame(session: Session, contract: Contract, as_of: date) -> pd.DataFrame:
+    """Return the frame a contract checks: the table's as_of partition or its model, plus derived columns."""
+    derived = derived_select_list(contract)
+    if contract.model:
+        query = f"select *{derived} from (\n{sql_text(contract.model)}\n) as model"
+    else:
+        query = f"select *{derived} from {contract.table} where as_of = $as_of"
+    return session.frame(query, {"as_of": as_of})
+
+
+def _contract_check(
+    session: Session, as_of: date, contracts: Sequence[Contract]
+) -> Callable[[pd.DataFrame], None]:
+    """Return the validate callback of a partition replacement: run ``contracts``, raise the first failure."""
+
+    def check(partition: pd.DataFrame) -> None:
+        for contract in contracts:
+            started = time.perf_counter()
+            plain = contract.model is None and not contract.derived_columns
+            frame = partition if plain else _contract_frame(session, contract, as_of)
+            failures = contract_failures(frame, contract)
+            if not failures.empty:
+                raise ContractError(contract, failures)
+            log.info("contract %s passed: %d expectations on %d rows in %.1f s", contract.table,
+                     len(contract.expectations), len(frame), time.perf_counter() - started)
+
+    return check
+
+
+# --- the entry point -------------------------------------------------------------------------------
+
+
+def _write_checked(
+    session: Session, as_of: date, checks: Sequence[_FileCheck]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace the quarantine and load_reconciliation partitions; return (files, quarantine_by_rule)."""
+    quarantine = pd.concat([check.quarantine for check in checks], ignore_index=True)
+    files = reconciliation_frame(checks)
+    session.replace_partition("quarantine", as_of, quarantine)
+    session.replace_partition("load_reconciliation", as_of, files)
+    by_rule = quarantine_by_rule(quarantine)
+    for source_file in files["source_file"]:
+        log.info("%s", _file_summary(files, by_rule, source_file))
+    broken = unreconciled_files(files)
+    if not broken.empty:
+        raise ReconciliationError(f"rows_read != rows_loaded + rows_quarantined for:\n{broken.to_string()}")
+    return files, by_rule
+
+
+def _write_staged(
+    session: Session, as_of: date, sources: dict[str, pd.DataFrame | str], contracts: dict[str, Contract]
+) -> dict[str, int]:
+    """Replace each staged table's partition under its contracts; return the rows written per table."""
+    written = {}
+    for table in STAGED_TABLES:
+        check = _contract_check(session, as_of, [contracts[name] for name in CONTRACTS_BY_TABLE[table]])
+        written[table] = session.replace_partition(table, as_of, sources[table], validate=check)
+    return written
+
+
+def _expect_written(written: dict[str, int], expected: dict[str, int]) -> None:
+    wrong = {table: (written[table], rows) for table, rows in expected.items() if written[table] != rows}
+    if wrong:
+        raise ReconciliationError(f"rows written differ from rows checked (written, expected): {wrong}")
+
+
+def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto") -> LoadReport:
+    """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
+
+    Raises LandingError (bad folder, encoding or columns; nothing written), ReconciliationError (a bug) or
+    ContractError (quarantine and reconciliation written, the failing table's partition rolled back).
+    """
+    started = time.perf_counter()
+    landing_dir = Path(landing_dir)
+    files = landing_files(landing_dir)
+    repayments_source = _repayments_source(files.repayments, encoding)
+    calls = read_calls(files.calls)
+    customers = read_customers(files.customers, encoding) if files.customers else checked_customers([])
+    contracts = {name: table_contract(name) for names in CONTRACTS_BY_TABLE.values() for name in names}
+    with tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
+        session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
+        try:
+            repayments = _checked_repayments(session, repayments_source, Path(scratch))
+            checks = [repayments, _file_check(calls)] + ([_file_check(customers)] if files.customers else [])
+            report_files, by_rule = _write_checked(session, as_of, checks)
+            sources: dict[str, pd.DataFrame | str] = {
+                "stg_repayments": sql_text("staging/stg_repayments"),
+                "stg_calls": calls.good,
+                "stg_call_turns": calls.extra if calls.extra is not None else pd.DataFrame(),
+                "stg_customers": customers.good,
+            }
+            written = _write_staged(session, as_of, sources, contracts)
+            _expect_written(written, {
+                "stg_repayments": repayments.rows_loaded,
+                "stg_calls": len(calls.good),
+                "stg_call_turns": int(calls.good["turn_count"].sum()),
+                "stg_customers": len(customers.good),
+            })
+        finally:
+            for temp_table in ("repayments_checked", "landing_repayments"):
+                session.execute(f"drop table if exists {temp_table}")
+    log.info("loaded %s for %s in %.1f s", landing_dir, as_of, time.perf_counter() - started)
+    return LoadReport(as_of, report_files, by_rule)
+
+
+__all__ = ["ContractError", "LandingError", "LoadReport", "ReconciliationError", "load_landing"]
