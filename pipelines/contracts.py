@@ -135,12 +135,21 @@ def _suite(contract: Contract) -> Any:
     return suite
 
 
+def _exception_message(info: Mapping[str, Any] | None) -> str | None:
+    """Return the first error message in a GE exception_info (flat, or keyed by metric), or None."""
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, Mapping)]
+    messages = [str(entry.get("exception_message")) for entry in entries if entry.get("raised_exception")]
+    return messages[0] if messages else None
+
+
 def _failure_row(spec: ExpectationSpec, result: Any) -> dict[str, Any]:
     """Return the report row of one failed expectation result."""
     details = dict(result.result or {})
-    exception = dict(result.exception_info or {})
-    if exception.get("raised_exception"):
-        sample: Any = f"error: {exception.get('exception_message')}"
+    error = _exception_message(result.exception_info)
+    if error is not None:
+        sample: Any = f"error: {error}"
     elif "partial_unexpected_list" in details:
         sample = list(details["partial_unexpected_list"])[:_SAMPLE_SIZE]
     else:

@@ -104,6 +104,18 @@ def _store_vectors(session: Session, new: Mapping[str, np.ndarray], model_id: st
         }), ignore_existing_keys=True)
 
 
+def _with_silent_calls(calls: pd.DataFrame, window_calls: pd.DataFrame) -> pd.DataFrame:
+    """Return call insights plus an ``unclear`` row for each call in the window where the customer said nothing.
+
+    Such calls still count as contact (the customer picked up and only greeted or hung up).
+    """
+    silent = window_calls[~window_calls["call_id"].isin(calls["call_id"])].assign(
+        cluster_id=-1, is_outlier=True, intent="unclear", sub_reason="", intent_score=0.0, evidence="")
+    started = window_calls[["call_id", "started_at"]]
+    return pd.concat([calls.merge(started, on="call_id", how="left"), silent], ignore_index=True) \
+        .sort_values("call_id", kind="stable").reset_index(drop=True)
+
+
 def stage_call_insight(
     paths: RunPaths, as_of: date, settings: Mapping[str, Any], embedder: Any | None = None
 ) -> InsightReport:
@@ -131,9 +143,8 @@ def stage_call_insight(
         options = InsightSettings(min_cluster_size=int(insight["min_cluster_size"]),
                                   n_components=int(insight["n_components"]), seed=int(insight["seed"]))
         calls, clusters = call_insight(utterances, vectors[len(example_texts):], prototypes, options)
-        started = turns.drop_duplicates("call_id")[["call_id", "started_at"]]
-        calls = calls.merge(started, on="call_id", how="left").assign(model_id=embedder.model_id,
-                                                                       taxonomy_version=str(taxonomy.version))
+        calls = _with_silent_calls(calls, turns.drop_duplicates("call_id")[["call_id", "customer_id", "started_at"]])
+        calls = calls.assign(model_id=embedder.model_id, taxonomy_version=str(taxonomy.version))
         session.replace_partition("call_insights", as_of, calls)
         session.replace_partition("call_clusters", as_of, clusters.assign(model_id=embedder.model_id))
     report = InsightReport(calls=len(calls), utterances=len(utterances), new_embeddings=len(new),
