@@ -696,18 +696,22 @@ def repayment_rows(schedule: pd.DataFrame, loans: pd.DataFrame, profiles: pd.Dat
     customer_ids = profiles["customer_id"].to_numpy()[loans["cust"].to_numpy()]
     has_payment = paid_day != _NO_PAYMENT
     full = has_payment & (paid_cents == loans["amount_cents"].to_numpy()[loan])
-    paid_text = np.where(full, amount_text[loan], "")
+    paid_text = np.where(full, amount_text[loan], "").astype(object)
     other = has_payment & ~full
     paid_text[other] = [_money(c) for c in paid_cents[other]]
+    numbers = schedule["installment_no"].to_numpy()[index]
+    number_text = np.asarray([str(i) for i in range(int(numbers.max(initial=0)) + 1)], dtype=object)
+    paid_text_date = _date_text(np.where(has_payment, paid_day, 0))
+    paid_text_date[~has_payment] = ""
     return pd.DataFrame({
-        "loan_id": loans["loan_id"].to_numpy()[loan],
-        "customer_id": customer_ids[loan],
-        "installment_no": schedule["installment_no"].to_numpy()[index].astype(str),
+        "loan_id": loans["loan_id"].to_numpy().astype(object)[loan],
+        "customer_id": customer_ids.astype(object)[loan],
+        "installment_no": number_text[numbers],
         "due_date": _date_text(schedule["due_day"].to_numpy()[index]),
         "amount_due": amount_text[loan],
-        "paid_date": np.where(has_payment, _date_text(np.where(has_payment, paid_day, 0)), ""),
+        "paid_date": paid_text_date,
         "amount_paid": paid_text,
-    }).astype(object)
+    }, dtype=object)
 
 
 def truth_table(profiles: pd.DataFrame, call_counts: np.ndarray) -> pd.DataFrame:
@@ -831,8 +835,9 @@ def _split_clauses(rng: random.Random, clauses: list[str], style: str) -> list[l
 
 def _utter(rng: random.Random, language: str, template: str) -> str:
     """Return one spoken clause: slots filled, fillers and the odd stutter added."""
-    slots = {name: rng.choice(options) for name, options in _SLOTS[language].items()}
-    text = template.format(**slots)
+    text = template
+    if "{" in template:
+        text = template.format(**{name: rng.choice(options) for name, options in _SLOTS[language].items()})
     if rng.random() < 0.45:
         text = " ".join(rng.sample(_FILLERS[language], rng.choice((1, 1, 1, 2)))) + " " + text
     if rng.random() < 0.10:
@@ -932,10 +937,10 @@ def _call_id(number: int) -> str:
 # ----------------------------------------------------------------------------------------------------------
 def with_bad_repayment_rows(rng: random.Random, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
     """Return the repayments with bad rows inserted, and (source_file, source_row, rule) for each bad row."""
-    payment = (rows["paid_date"] != "").to_numpy()
-    key = rows["loan_id"] + "|" + rows["installment_no"]
-    single = payment & (key.map(key[payment].value_counts()).fillna(0).to_numpy() == 1)
-    candidates = np.flatnonzero(single)
+    loan_ids, numbers = rows["loan_id"].to_numpy(), rows["installment_no"].to_numpy()
+    same_as_next = np.append((loan_ids[1:] == loan_ids[:-1]) & (numbers[1:] == numbers[:-1]), False)
+    shared = same_as_next | np.insert(same_as_next[:-1], 0, False)
+    candidates = np.flatnonzero((rows["paid_date"].to_numpy() != "") & ~shared)
     if candidates.size == 0:
         return rows, []
     total = min(candidates.size, max(len(REPAYMENT_RULES), int(round(BAD_ROW_SHARE * len(rows)))))
@@ -1111,8 +1116,10 @@ def _due_days(months: np.ndarray, day_of_month: np.ndarray) -> np.ndarray:
 
 
 def _date_text(days: np.ndarray) -> np.ndarray:
-    as_dates = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
-    return np.datetime_as_string(as_dates, unit="D").astype(object)
+    """Return ISO dates as an object array; each distinct day is formatted once."""
+    distinct, inverse = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
+    text = np.datetime_as_string(distinct.astype("datetime64[D]"), unit="D").astype(object)
+    return text[inverse.reshape(-1)]
 
 
 def _money(cents: int) -> str:

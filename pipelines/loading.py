@@ -30,6 +30,7 @@ from pipelines.contracts import (
     table_contract,
 )
 from pipelines.landing import (
+    TURN_COLUMNS,
     CheckedRows,
     LandingError,
     checked_customers,
@@ -58,7 +59,11 @@ CONTRACTS_BY_TABLE = {
     "stg_customers": ("stg_customers",),
 }
 _DATE_COLUMNS = ("due_date", "paid_date")
-_CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+# explicit dialect, no comment lines, no skipped top rows: the sniffer must never drop a row on its own
+_CSV_OPTIONS = (
+    "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', comment = '', skip = 0, "
+    "strict_mode = true"
+)
 
 
 class ReconciliationError(RuntimeError):
@@ -296,6 +301,7 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
     repayments_source = _repayments_source(files.repayments, encoding)
     calls = read_calls(files.calls)
     customers = read_customers(files.customers, encoding) if files.customers else checked_customers([])
+    turns = calls.extra if calls.extra is not None else pd.DataFrame(columns=TURN_COLUMNS)
     contracts = {name: table_contract(name) for names in CONTRACTS_BY_TABLE.values() for name in names}
     with tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
         session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
@@ -306,7 +312,7 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
             sources: dict[str, pd.DataFrame | str] = {
                 "stg_repayments": sql_text("staging/stg_repayments"),
                 "stg_calls": calls.good,
-                "stg_call_turns": calls.extra if calls.extra is not None else pd.DataFrame(),
+                "stg_call_turns": turns,
                 "stg_customers": customers.good,
             }
             written = _write_staged(session, as_of, sources, contracts)

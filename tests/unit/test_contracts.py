@@ -112,7 +112,8 @@ def broken(table: str) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
         frame.loc[1, "customer_turn_count"] = 4
         return frame, {("expect_column_values_to_be_unique", "call_id"),
                        ("expect_column_values_to_be_in_set", "direction"),
-                       ("expect_column_pair_values_a_to_be_greater_than_b", "turn_count, customer_turn_count")}
+                       ("expect_column_pair_values_a_to_be_greater_than_b",
+                        "turn_count, customer_turn_count")}
     if table == "stg_call_turns":
         frame.loc[1, "turn_no"] = 1
         frame.loc[2, "text"] = "call me on 13812345678"
