@@ -66,29 +66,34 @@ def behaviour_signals(behaviour: pd.DataFrame, thresholds: Mapping[str, Any]) ->
     streak = _column(behaviour, "on_time_streak_before_break", 0).astype(int)
     partial = _column(behaviour, "partial_payment_count", 0).astype(int)
     is_overdue = dpd > 0
-    is_fpd = _column(behaviour, "is_first_payment_default", False).astype(bool) & (
-        dpd >= int(thresholds["fpd_min_days_past_due"]))
+    is_fpd = _column(behaviour, "is_first_payment_default", False).astype(bool) & (dpd > 0)
+    # FPD30: a first installment 30+ days unpaid is the classic no-intent/fraud sign; earlier it is weak evidence
+    is_fpd_confirmed = is_fpd & (dpd >= int(thresholds["fpd_confirmed_days_past_due"]))
     is_habitual = ((share_late >= float(thresholds["habitual_late_share"]))
                    & (paid >= int(thresholds["habitual_late_min_paid"]))
                    & (dpd <= int(thresholds["forgetful_max_days_past_due"])))
     is_clean_break = is_overdue & (streak >= int(thresholds["clean_streak_min"]))
-    segment = np.select([is_fpd, is_clean_break, is_habitual], ["intent_to_default", "hardship", "forgetful"],
-                        default="")
+    # early payment default: stopped paying after the first installment or two and stayed away a month or more
+    is_epd = ~is_fpd & ~is_clean_break & (paid <= int(thresholds["epd_max_paid_installments"])) & (
+        dpd >= int(thresholds["epd_min_days_past_due"]))
+    segment = np.select([is_fpd, is_clean_break, is_habitual, is_epd],
+                        ["intent_to_default", "hardship", "forgetful", "intent_to_default"], default="")
     strength = np.select(
-        [is_fpd, is_clean_break, is_habitual],
-        [np.full(len(dpd), 0.8),
+        [is_fpd, is_clean_break, is_habitual, is_epd],
+        [np.where(is_fpd_confirmed, 0.8, 0.4),
          np.minimum(0.85, 0.6 + 0.02 * (streak - int(thresholds["clean_streak_min"])) + 0.05 * (partial > 0)),
-         np.minimum(0.85, 0.55 + 0.5 * (share_late - float(thresholds["habitual_late_share"])))],
+         np.minimum(0.85, 0.55 + 0.5 * (share_late - float(thresholds["habitual_late_share"]))),
+         np.full(len(dpd), 0.6)],
         default=0.0,
     )
     codes = [
         ";".join(code for code, hit in (
-            ("first_payment_default", f), ("clean_record_broken", c), ("habitual_1_3_days_late", h),
-            ("partial_payments", p > 0), (f"dpd_{_bucket(d)}", True)) if hit)
-        for f, c, h, p, d in zip(is_fpd, is_clean_break, is_habitual, partial, dpd, strict=True)
+            ("first_payment_default", f), ("early_payment_default", e), ("clean_record_broken", c),
+            ("habitual_1_3_days_late", h), ("partial_payments", p > 0), (f"dpd_{_bucket(d)}", True)) if hit)
+        for f, e, c, h, p, d in zip(is_fpd, is_epd, is_clean_break, is_habitual, partial, dpd, strict=True)
     ]
-    facts = [_behaviour_fact(s, d, st, sl, pd_, pa) for s, d, st, sl, pd_, pa in
-             zip(segment, dpd, streak, share_late, paid, partial, strict=True)]
+    facts = [_behaviour_fact(s, d, st, sl, pd_, pa, f) for s, d, st, sl, pd_, pa, f in
+             zip(segment, dpd, streak, share_late, paid, partial, is_fpd, strict=True)]
     return pd.DataFrame({
         "customer_id": behaviour["customer_id"].to_numpy(),
         "behaviour_segment": [s or None for s in segment],
@@ -111,9 +116,12 @@ def _bucket(days_past_due: int) -> str:
     return "m3" if days_past_due <= 90 else "m3_plus"
 
 
-def _behaviour_fact(segment: str, dpd: int, streak: int, share_late: float, paid: int, partial: int) -> str:
+def _behaviour_fact(segment: str, dpd: int, streak: int, share_late: float, paid: int, partial: int,
+                    is_fpd: bool) -> str:
     if segment == "intent_to_default":
-        return f"first installment never paid; {dpd} days past due"
+        if is_fpd:
+            return f"first installment never paid; {dpd} days past due"
+        return f"stopped paying after {paid} installment(s); {dpd} days past due"
     if segment == "hardship":
         extra = f", {partial} partial payment(s)" if partial else ""
         return f"{streak} installments on time, then missed; {dpd} days past due{extra}"

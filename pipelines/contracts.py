@@ -197,13 +197,9 @@ def contract_failures(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         _suite(contract),
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE_SIZE},
     )
-    rows = [
-        (result.expectation_config.meta["position"], result)
-        for result in validation.results
-        if not result.success
-    ]
-    failures = [_failure_row(contract.expectations[position], result) for position, result in sorted(
-        rows, key=lambda pair: pair[0])]
+    failed = {result.expectation_config.meta["position"]: result for result in validation.results
+              if not result.success}
+    failures = [_failure_row(contract.expectations[at], failed[at]) for at in sorted(failed)]
     return pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 
 

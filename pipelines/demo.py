@@ -591,8 +591,9 @@ def loan_plans(rng: np.random.Generator, profiles: pd.DataFrame, as_of_day: int)
         default=new_due)
     unpaid_tail = np.select(
         [pattern == _ON_TIME, is_hardship, pattern == _FORGETFUL, pattern == _FORGETFUL_CURED,
-         pattern == _PAID_THEN_STOPPED],
-        [0, hardship_tail, 1, 0, stopped_tail], default=n_due)
+         pattern == _PAID_THEN_STOPPED, pattern == _NEW_OVERDUE],
+        # a new customer's latest installment only: too little history to call it anything (not FPD30)
+        [0, hardship_tail, 1, 0, stopped_tail, 1], default=n_due)
     lag_low = np.select(
         [is_hardship & (hardship_tail == 1), pattern == _FORGETFUL, pattern == _FORGETFUL_CURED,
          (pattern == _FPD) & (n_due == 1), (pattern == _PAID_THEN_STOPPED) & (stopped_tail == 2),

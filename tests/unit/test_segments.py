@@ -117,3 +117,25 @@ def test_policy_sub_reason_overrides_default_and_missing_default_is_an_error(tmp
     broken.write_text("version: x\nsegments:\n  hardship: {default: [a]}\n", encoding="utf-8")
     with pytest.raises(ValueError, match="forgetful"):
         load_policy(broken)
+
+
+def test_an_early_first_payment_miss_alone_goes_to_review_but_fpd30_is_intent():
+    frame = pd.DataFrame([behaviour_row("early", days_past_due=12, is_first_payment_default=True),
+                          behaviour_row("fpd30", days_past_due=30, is_first_payment_default=True)])
+    in_scope = pd.DataFrame({"customer_id": ["early", "fpd30"]})
+    segments = care_segments(in_scope, frame, pd.DataFrame(), THRESHOLDS, POLICY).set_index("customer_id")
+    assert segments.loc["early", "segment"] == "needs_review"
+    assert "first_payment_default" in segments.loc["early", "reasons"]
+    assert segments.loc["fpd30", "segment"] == "intent_to_default"
+
+
+def test_stopping_after_one_or_two_installments_points_to_intent():
+    frame = pd.DataFrame([behaviour_row("epd", days_past_due=45, installments_paid=2),
+                          behaviour_row("recent", days_past_due=20, installments_paid=2),
+                          behaviour_row("long", days_past_due=45, installments_paid=5)])
+    signals = behaviour_signals(frame, THRESHOLDS).set_index("customer_id")
+    assert signals.loc["epd", "behaviour_segment"] == "intent_to_default"
+    assert "early_payment_default" in signals.loc["epd", "behaviour_reasons"]
+    assert signals.loc["epd", "behaviour_fact"] == "stopped paying after 2 installment(s); 45 days past due"
+    assert pd.isna(signals.loc["recent", "behaviour_segment"])
+    assert pd.isna(signals.loc["long", "behaviour_segment"])
