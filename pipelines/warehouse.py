@@ -75,8 +75,8 @@ class Session:
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """Return the first column of the first row of a query."""
         used = _used_params(sql, params)
-        row = (self._con.execute(sql, used) if used else self._con.execute(sql)).fetchone()
-        return None if row is None else row[0]
+        rows = (self._con.execute(sql, used) if used else self._con.execute(sql)).fetchall()
+        return rows[0][0] if rows else None
 
     def _describe(self, query: str, params: Mapping[str, Any]) -> list[str]:
         return list(self.frame(f"describe {query}", params)["column_name"])
@@ -144,7 +144,7 @@ class Session:
             self._con.execute(insert, _used_params(insert, bound))
             written = self._con.execute(
                 f"select count(*) from {table} where {scope}", _used_params(scope, bound)
-            ).fetchone()
+            ).fetchall()[0]
             if validate is not None:
                 validate(self.frame(f"select * from {table} where {scope}", bound))
             self._con.execute("commit")
@@ -178,6 +178,7 @@ class Warehouse:
                 "close other connections to it (analysts should use a copy or the published snapshot)."
             ) from error
         try:
+            con.execute("set enable_progress_bar = false")
             session = Session(con)
             if not read_only:
                 session.run_model("warehouse/schema")
