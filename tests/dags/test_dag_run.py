@@ -26,7 +26,8 @@ def test_dag_test_runs_every_stage_for_the_interval_date(airflow_db, tmp_path):
     demo = write_demo_data(tmp_path / "demo", customers=150, seed=3, as_of=date(2026, 6, 30))
     dag = DagBag(dag_folder=str(DAGS)).dags["care_segments_nightly"]
     run = dag.test(
-        logical_date=pendulum.datetime(2026, 6, 30, 2, 0, tz="Asia/Shanghai"),
+        # the 02:00 run on 1 July closes the interval that starts 30 June 02:00: business date 30 June
+        logical_date=pendulum.datetime(2026, 7, 1, 2, 0, tz="Asia/Shanghai"),
         run_conf={"landing": str(demo.landing_dir), "warehouse": str(tmp_path / "wh.duckdb"),
                   "exports": str(tmp_path / "exports")},
     )
