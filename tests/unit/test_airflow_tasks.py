@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -7,7 +7,7 @@ from pipelines.airflow_tasks import as_of_for_run, run_paths
 
 def test_as_of_is_the_local_date_the_interval_starts_on():
     # 2026-06-30 02:00 in Shanghai is 2026-06-29 18:00 UTC
-    start = datetime(2026, 6, 29, 18, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 29, 18, 0, tzinfo=UTC)
     assert as_of_for_run(start, "", "Asia/Shanghai") == date(2026, 6, 30)
     assert as_of_for_run(start, "", "UTC") == date(2026, 6, 29)
     assert as_of_for_run(None, "2026-01-02", "UTC") == date(2026, 1, 2)
