@@ -2,9 +2,10 @@
 -- reads: the installment_status partition of $as_of (written just before by pipelines.behaviour).
 -- parameters: $as_of (date).
 -- dpd = days past due: $as_of minus the oldest due date still not fully paid (DOMAIN.md); buckets M1 1-30,
--- M2 31-60, M3 61-90, M3+ over 90. streaks order a customer's installments by due date across all loans
--- (ties: loan_id, installment_no) and only look at settled history: fully paid installments due before the oldest
--- overdue one (all fully paid due installments when the customer is not overdue).
+-- M2 31-60, M3 61-90, M3+ over 90.
+-- streaks order a customer's installments by due date across all loans (ties: loan_id, installment_no) and
+-- look only at settled history: fully paid installments due before the oldest overdue one (all fully paid due
+-- installments when the customer is not overdue).
 with installments as (
     select * from installment_status
     where as_of = $as_of
@@ -25,7 +26,9 @@ customer_installments as (
         count(*) filter (where is_overdue) as installments_overdue,
         count(*) filter (where is_partial) as partial_installment_count,
         count(*) filter (where is_due and is_paid_in_parts) as paid_in_parts_count,
-        count(*) filter (where is_first_installment and is_overdue and amount_paid = 0) as first_payment_default_loan_count,
+        count(*) filter (
+            where is_first_installment and is_overdue and amount_paid = 0
+        ) as first_payment_default_loan_count,
         coalesce(sum(amount_outstanding) filter (where is_overdue), 0) as amount_overdue,
         sum(amount_outstanding) as amount_outstanding
     from installments
@@ -33,7 +36,7 @@ customer_installments as (
 ),
 
 settled_history as (
-    -- the installments the streaks are measured on; everything from the oldest overdue one on is the delinquency
+    -- the installments the streaks are measured on; from the oldest overdue one on is the delinquency
     select
         installments.customer_id,
         installments.loan_id,
@@ -51,8 +54,8 @@ settled_history as (
 ),
 
 settled_history_runs as (
-    -- gaps and islands: every installment not paid on time starts a new run; the on-time installments that follow
-    -- it share its run_no
+    -- gaps and islands: every installment not paid on time starts a new run; the on-time installments that
+    -- follow it share its run_no
     select
         *,
         sum(case when is_paid_on_time then 0 else 1 end) over (
@@ -96,7 +99,9 @@ customer_features as (
     select
         customer_installments.*,
         customer_installments.oldest_overdue_due_on is not null as is_overdue,
-        coalesce(date_diff('day', customer_installments.oldest_overdue_due_on, $as_of::date), 0) as days_past_due,
+        coalesce(
+            date_diff('day', customer_installments.oldest_overdue_due_on, $as_of::date), 0
+        ) as days_past_due,
         coalesce(customer_streaks.longest_on_time_streak, 0) as longest_on_time_streak,
         case
             when customer_installments.oldest_overdue_due_on is not null

@@ -1,7 +1,8 @@
 -- grain: one row per customer in scope on $as_of: overdue on $as_of, or called within the last
--- $in_scope_call_days days up to and including $as_of (a call on $as_of - $in_scope_call_days counts; one a day
--- earlier does not). called customers with no repayment rows are in scope too.
--- reads: the customer_behaviour partition of $as_of (written just before by pipelines.behaviour) and stg_calls.
+-- $in_scope_call_days days up to and including $as_of (a call on $as_of - $in_scope_call_days counts; one a
+-- day earlier does not). called customers with no repayment rows are in scope too.
+-- reads: the customer_behaviour partition of $as_of (written just before by pipelines.behaviour) and the
+-- stg_calls partition of $as_of.
 -- parameters: $as_of (date), $in_scope_call_days (integer >= 0).
 -- a call's date is the UTC date of started_at; calls started after $as_of are ignored.
 with behaviour as (

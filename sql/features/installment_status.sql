@@ -1,10 +1,11 @@
--- grain: one row per scheduled installment (loan_id, installment_no) in the stg_repayments partition of $as_of,
--- future installments included (is_due = false).
+-- grain: one row per scheduled installment (loan_id, installment_no) in the stg_repayments partition of
+-- $as_of, future installments included (is_due = false).
 -- parameters: $as_of (date).
--- payments dated after $as_of are ignored, so replaying a landing file for an earlier date gives that date's answer.
--- a payment is a row with paid_on <= $as_of and amount_paid > 0.
--- fully paid: cumulative payments reached amount_due minus a tolerance of 1% of amount_due (at least 0.01), which
--- absorbs rounding and small fee differences; an installment with nothing to pay is paid in full on its due date.
+-- payments dated after $as_of are ignored, so replaying a landing file for an earlier date gives that date's
+-- answer. a payment is a row with paid_on <= $as_of and amount_paid > 0.
+-- fully paid: cumulative payments reached amount_due minus a tolerance of 1% of amount_due (at least 0.01),
+-- which absorbs rounding and small fee differences; an installment with nothing to pay is paid in full on its
+-- due date.
 with repayments as (
     select * from stg_repayments
     where as_of = $as_of
@@ -23,47 +24,58 @@ repayments_known_on_as_of as (
     from repayments
 ),
 
-repayments_with_running_total as (
-    -- range frame: payments on the same day count together, so paid_to_date is "paid by the end of paid_on".
+installment_totals as (
     -- the rows of an installment should agree on due_on and amount_due (the staging contract checks it);
     -- if they do not, the earliest due date and the largest amount are used.
-    select
-        *,
-        sum(amount_paid) over (
-            partition by loan_id, installment_no
-            order by paid_on
-            range between unbounded preceding and current row
-        ) as paid_to_date,
-        max(amount_due) over (
-            partition by loan_id, installment_no
-            order by paid_on
-            range between unbounded preceding and unbounded following
-        ) as installment_amount_due
-    from repayments_known_on_as_of
-),
-
-repayments_with_amount_to_clear as (
-    select
-        *,
-        installment_amount_due - greatest(0.01, 0.01 * installment_amount_due) as amount_to_clear
-    from repayments_with_running_total
-),
-
-installments_with_payments as (
     select
         loan_id,
         installment_no,
         min(customer_id) as customer_id,
         min(due_on) as due_on,
         max(amount_due) as amount_due,
-        max(amount_to_clear) as amount_to_clear,
+        max(amount_due) - greatest(0.01, 0.01 * max(amount_due)) as amount_to_clear,
         coalesce(sum(amount_paid), 0) as amount_paid,
         count(paid_on) as payment_count,
         min(paid_on) as first_paid_on,
-        max(paid_on) as last_paid_on,
+        max(paid_on) as last_paid_on
+    from repayments_known_on_as_of
+    group by loan_id, installment_no
+),
+
+installments_paid_on_several_days as (
+    -- only these need a running total; the others are cleared, or not, on their single payment day
+    select
+        loan_id,
+        installment_no,
+        amount_to_clear
+    from installment_totals
+    where first_paid_on < last_paid_on
+),
+
+several_days_running_total as (
+    -- range frame: payments on the same day count together, so paid_to_date is "paid by the end of paid_on"
+    select
+        payments.loan_id,
+        payments.installment_no,
+        payments.paid_on,
+        installments_paid_on_several_days.amount_to_clear,
+        sum(payments.amount_paid) over (
+            partition by payments.loan_id, payments.installment_no
+            order by payments.paid_on
+            range between unbounded preceding and current row
+        ) as paid_to_date
+    from repayments_known_on_as_of as payments
+    inner join installments_paid_on_several_days using (loan_id, installment_no)
+    where payments.paid_on is not null
+),
+
+several_days_cleared as (
+    select
+        loan_id,
+        installment_no,
         min(paid_on) filter (where paid_to_date >= amount_to_clear) as cleared_on,
-        count(paid_on) filter (where paid_to_date < amount_to_clear) as payments_short_of_full
-    from repayments_with_amount_to_clear
+        count(*) filter (where paid_to_date < amount_to_clear) as payments_short_of_full
+    from several_days_running_total
     group by loan_id, installment_no
 ),
 
@@ -71,22 +83,31 @@ loans as (
     select
         loan_id,
         min(installment_no) as first_installment_no
-    from installments_with_payments
+    from installment_totals
     group by loan_id
 ),
 
 installments_cleared as (
     select
-        installments_with_payments.* exclude (amount_to_clear, cleared_on),
-        installments_with_payments.installment_no = loans.first_installment_no as is_first_installment,
+        installment_totals.* exclude (amount_to_clear),
+        installment_totals.installment_no = loans.first_installment_no as is_first_installment,
+        coalesce(several_days_cleared.payments_short_of_full, 0) as payments_short_of_full,
         case
-            when installments_with_payments.amount_to_clear <= 0
-                then least(installments_with_payments.due_on,
-                           coalesce(installments_with_payments.cleared_on, installments_with_payments.due_on))
-            else installments_with_payments.cleared_on
+            when installment_totals.amount_to_clear <= 0
+                then least(
+                    installment_totals.due_on,
+                    coalesce(installment_totals.first_paid_on, installment_totals.due_on)
+                )
+            when installment_totals.first_paid_on = installment_totals.last_paid_on
+                then case
+                    when installment_totals.amount_paid >= installment_totals.amount_to_clear
+                        then installment_totals.first_paid_on
+                end
+            else several_days_cleared.cleared_on
         end as cleared_on
-    from installments_with_payments
+    from installment_totals
     inner join loans using (loan_id)
+    left join several_days_cleared using (loan_id, installment_no)
 ),
 
 installments_paid_in_full as (
