@@ -1,6 +1,6 @@
 """Nightly care segments for overdue customers.
 
-load (contracts + quarantine) -> repayment behaviour -> call insight -> care segments -> exports.
+load (contracts + quarantine) -> repayment behaviour -> embeddings -> call insight -> care segments -> exports.
 The as-of date is the local date the run's data interval starts on (the business day that just closed), or
 the ``as_of`` param of a manual run. Every task replaces that date's partition, so reruns change nothing.
 This file only wires tasks; the work lives in ``pipelines`` and ``insights``.
@@ -48,7 +48,7 @@ def _run(stage: str) -> object:
     },
 )
 def care_segments_nightly() -> None:
-    """Wire the five stages in order (one DuckDB writer at a time)."""
+    """Wire the six stages in order (one DuckDB writer at a time)."""
 
     @task
     def load() -> object:
@@ -57,6 +57,10 @@ def care_segments_nightly() -> None:
     @task
     def behaviour() -> object:
         return _run("behaviour")
+
+    @task
+    def embed() -> object:
+        return _run("embed")
 
     @task
     def call_insight() -> object:
@@ -70,7 +74,7 @@ def care_segments_nightly() -> None:
     def export() -> object:
         return _run("export")
 
-    load() >> behaviour() >> call_insight() >> segments() >> export()
+    load() >> behaviour() >> embed() >> call_insight() >> segments() >> export()
 
 
 care_segments_nightly()

@@ -69,11 +69,13 @@ def _print_summary(summary: RunSummary, paths: RunPaths, seconds: float) -> None
         if len(load.quarantine_by_rule):
             print("\nQuarantined by rule:")
             print(_table(load.quarantine_by_rule))
+    embed = summary.reports.get("embed")
+    if embed is not None:
+        print(f"\nEmbedding: {embed.calls} calls in the window, {embed.utterances} customer utterances, "
+              f"{embed.new_embeddings} newly embedded (model {embed.model_id})")
     insight = summary.reports.get("call_insight")
     if insight is not None:
-        print(f"\nCall insight: {insight.calls} calls, {insight.utterances} customer utterances, "
-              f"{insight.new_embeddings} newly embedded, {insight.clusters} clusters, {insight.outliers} outliers "
-              f"(model {insight.model_id})")
+        print(f"Call insight: {insight.calls} calls, {insight.clusters} clusters, {insight.outliers} outliers")
     segments = summary.reports.get("segments")
     if segments is not None:
         print(f"\nCustomers per care segment ({segments.customers} in scope):")

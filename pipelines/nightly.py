@@ -34,12 +34,21 @@ class RunPaths:
 
 
 @dataclass(frozen=True)
+class EmbedReport:
+    """What the embedding stage did."""
+
+    calls: int
+    utterances: int
+    new_embeddings: int
+    model_id: str
+
+
+@dataclass(frozen=True)
 class InsightReport:
     """What the call-insight stage did."""
 
     calls: int
     utterances: int
-    new_embeddings: int
     clusters: int
     outliers: int
     model_id: str
@@ -116,46 +125,93 @@ def _with_silent_calls(calls: pd.DataFrame, window_calls: pd.DataFrame) -> pd.Da
         .sort_values("call_id", kind="stable").reset_index(drop=True)
 
 
-def stage_call_insight(
+def _taxonomy(settings: Mapping[str, Any]) -> Any:
+    from insights.intents import load_taxonomy
+
+    path = settings["insight"].get("taxonomy")
+    return load_taxonomy(Path(path) if path else None)
+
+
+def stage_embed(
     paths: RunPaths, as_of: date, settings: Mapping[str, Any], embedder: Any | None = None
-) -> InsightReport:
-    """Stage 3: the customers' own words -> embeddings (cached) -> clusters -> intent per call."""
+) -> EmbedReport:
+    """Stage 3: the customers' own turns in the call window -> ``call_utterances`` + cached embeddings.
+
+    Only texts not yet in ``embedding_cache`` for this model are encoded, so a rerun embeds nothing new.
+    The taxonomy's example phrases are embedded (and cached) with the same model.
+    """
     from insights.embedding import embedder_from_config, embeddings_with_cache
-    from insights.intents import InsightSettings, call_insight, intent_prototypes, load_taxonomy
     from insights.text import content_hash, customer_utterances
 
-    insight = settings["insight"]
-    taxonomy = load_taxonomy(Path(insight["taxonomy"]) if insight.get("taxonomy") else None)
     embedder = embedder or embedder_from_config(settings["embedding"])
+    example_texts = list(_taxonomy(settings).examples["text"])
     with Warehouse(paths.warehouse).session() as session:
         turns = session.model_frame("insight/customer_turns_in_window", {
             "as_of": as_of, "lookback_days": int(settings["windows"]["call_lookback_days"])})
-        utterances = customer_utterances(turns, min_chars=int(insight["min_utterance_chars"]))
-        example_texts = list(taxonomy.examples["text"])
+        utterances = customer_utterances(turns, min_chars=int(settings["insight"]["min_utterance_chars"]))
         texts = example_texts + list(utterances["text"])
         cached = _cached_vectors(session, sorted({content_hash(t, embedder.model_id) for t in texts}),
                                  embedder.model_id)
-        log.info("call insight for %s: %d calls, %d customer utterances, %d texts already embedded",
+        log.info("embedding for %s: %d calls in the window, %d customer utterances, %d texts already embedded",
                  as_of, turns["call_id"].nunique(), len(utterances), len(cached))
-        vectors, new = embeddings_with_cache(texts, embedder, cached)
+        _, new = embeddings_with_cache(texts, embedder, cached)
         _store_vectors(session, new, embedder.model_id)
-        prototypes = intent_prototypes(taxonomy, vectors[: len(example_texts)])
+        window_calls = turns.drop_duplicates("call_id")[["call_id", "customer_id", "started_at"]]
+        session.replace_partition("call_utterances", as_of, utterances.assign(
+            content_hash=[content_hash(t, embedder.model_id) for t in utterances["text"]],
+            model_id=embedder.model_id))
+        session.replace_partition("calls_in_window", as_of, window_calls)
+    report = EmbedReport(calls=len(window_calls), utterances=len(utterances), new_embeddings=len(new),
+                         model_id=embedder.model_id)
+    log.info("embedding: %s", report)
+    return report
+
+
+def stage_call_insight(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> InsightReport:
+    """Stage 4: embedded utterances -> clusters -> intent, sub-reason, score and evidence per call."""
+    from insights.embedding import embedder_from_config
+    from insights.intents import InsightSettings, call_insight, intent_prototypes
+    from insights.text import content_hash
+
+    insight = settings["insight"]
+    taxonomy = _taxonomy(settings)
+    with Warehouse(paths.warehouse).session() as session:
+        utterances = session.frame("select * from call_utterances where as_of = $as_of order by call_id, turn_no",
+                                   {"as_of": as_of})
+        # the model the embed stage used; with no utterances, the configured one (cheap: loads on first encode)
+        model_id = str(utterances["model_id"].iloc[0]) if len(utterances) else \
+            embedder_from_config(settings["embedding"]).model_id
+        window_calls = session.frame("select call_id, customer_id, started_at from calls_in_window "
+                                     "where as_of = $as_of order by call_id", {"as_of": as_of})
+        example_hashes = [content_hash(t, model_id) for t in taxonomy.examples["text"]]
+        cached = _cached_vectors(session, sorted(set(example_hashes) | set(utterances["content_hash"])), model_id)
+        missing = (set(example_hashes) | set(utterances["content_hash"])) - set(cached)
+        if missing:
+            raise RuntimeError(f"{len(missing)} texts have no cached embedding for {model_id}; run the embed stage "
+                               "for this date first")
+        prototypes = intent_prototypes(taxonomy, _stacked(cached, example_hashes))
         options = InsightSettings(min_cluster_size=int(insight["min_cluster_size"]),
                                   n_components=int(insight["n_components"]), seed=int(insight["seed"]))
-        calls, clusters = call_insight(utterances, vectors[len(example_texts):], prototypes, options)
-        calls = _with_silent_calls(calls, turns.drop_duplicates("call_id")[["call_id", "customer_id", "started_at"]])
-        calls = calls.assign(model_id=embedder.model_id, taxonomy_version=str(taxonomy.version))
+        calls, clusters = call_insight(utterances[["call_id", "customer_id", "turn_no", "text"]],
+                                       _stacked(cached, list(utterances["content_hash"])), prototypes, options)
+        calls = _with_silent_calls(calls, window_calls).assign(model_id=model_id,
+                                                               taxonomy_version=str(taxonomy.version))
         session.replace_partition("call_insights", as_of, calls)
-        session.replace_partition("call_clusters", as_of, clusters.assign(model_id=embedder.model_id))
-    report = InsightReport(calls=len(calls), utterances=len(utterances), new_embeddings=len(new),
-                           clusters=len(clusters), outliers=int(calls["is_outlier"].sum()) if len(calls) else 0,
-                           model_id=embedder.model_id)
+        session.replace_partition("call_clusters", as_of, clusters.assign(model_id=model_id))
+    report = InsightReport(calls=len(calls), utterances=len(utterances), clusters=len(clusters),
+                           outliers=int(calls["is_outlier"].sum()) if len(calls) else 0, model_id=model_id)
     log.info("call insight: %s", report)
     return report
 
 
+def _stacked(vectors: Mapping[str, np.ndarray], hashes: list[str]) -> np.ndarray:
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([vectors[h] for h in hashes]).astype(np.float32)
+
+
 def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> SegmentReport:
-    """Stage 4: one care segment per in-scope customer, written to ``care_segments`` (history by as_of)."""
+    """Stage 5: one care segment per in-scope customer, written to ``care_segments`` (history by as_of)."""
     from insights.segments import care_segments, load_policy
 
     thresholds = settings["segment"]
@@ -179,7 +235,7 @@ def _tables(session: Session) -> set[str]:
 
 
 def stage_export(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
-    """Stage 5: export the date's care segments for the collections team (CSV, Parquet, manifest)."""
+    """Stage 6: export the date's care segments for the collections team (CSV, Parquet, manifest)."""
     from pipelines.exports import export_frame, write_exports
 
     with Warehouse(paths.warehouse).session(read_only=True) as session:
@@ -199,6 +255,7 @@ def stage_export(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> A
 STAGES: dict[str, Callable[[RunPaths, date, Mapping[str, Any]], Any]] = {
     "load": stage_load,
     "behaviour": stage_behaviour,
+    "embed": stage_embed,
     "call_insight": stage_call_insight,
     "segments": stage_segments,
     "export": stage_export,

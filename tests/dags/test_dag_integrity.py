@@ -1,4 +1,4 @@
-"""DAG integrity: the file imports cleanly, wires the five stages in order, and does no work at parse time."""
+"""DAG integrity: the file imports cleanly, wires the six stages in order, and does no work at parse time."""
 
 import subprocess
 import sys
@@ -16,7 +16,7 @@ def test_dagbag_has_no_import_errors_and_the_stages_in_order():
     assert bag.import_errors == {}
     dag = bag.dags.get("care_segments_nightly")
     assert dag is not None
-    order = ["load", "behaviour", "call_insight", "segments", "export"]
+    order = ["load", "behaviour", "embed", "call_insight", "segments", "export"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
