@@ -14,6 +14,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 TIMEZONE = "Asia/Shanghai"
+# the stages of pipelines.nightly.STAGES, in order (a literal: nothing is imported at parse time)
+STAGES = ["load", "behaviour", "embed", "call_insight", "segments", "export"]
 
 DEFAULT_ARGS = {
     "owner": "postloan-care",
@@ -48,33 +50,13 @@ def _run(stage: str) -> object:
     },
 )
 def care_segments_nightly() -> None:
-    """Wire the six stages in order (one DuckDB writer at a time)."""
-
-    @task
-    def load() -> object:
-        return _run("load")
-
-    @task
-    def behaviour() -> object:
-        return _run("behaviour")
-
-    @task
-    def embed() -> object:
-        return _run("embed")
-
-    @task
-    def call_insight() -> object:
-        return _run("call_insight")
-
-    @task
-    def segments() -> object:
-        return _run("segments")
-
-    @task
-    def export() -> object:
-        return _run("export")
-
-    load() >> behaviour() >> embed() >> call_insight() >> segments() >> export()
+    """Wire the stages in order (one DuckDB writer at a time)."""
+    previous = None
+    for stage in STAGES:
+        current = task(task_id=stage)(_run)(stage)
+        if previous is not None:
+            previous >> current
+        previous = current
 
 
 care_segments_nightly()

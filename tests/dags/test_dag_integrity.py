@@ -34,3 +34,11 @@ def test_parsing_the_dag_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"heavy modules imported at parse time: {result.stdout} {result.stderr[-2000:]}"
+
+
+def test_the_dag_wires_exactly_the_pipeline_stages():
+    import runpy
+
+    from pipelines.nightly import STAGES
+
+    assert runpy.run_path(str(DAGS / "care_segments_nightly.py"))["STAGES"] == list(STAGES)
