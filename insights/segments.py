@@ -139,22 +139,32 @@ def customer_call_intents(calls: pd.DataFrame, min_call_score: float) -> pd.Data
     columns = ["customer_id", "call_count", "call_intent", "call_score", "call_sub_reason", "call_evidence"]
     if calls.empty:
         return pd.DataFrame(columns=columns)
-    rows = []
-    for customer_id, group in calls.groupby("customer_id", sort=True):
-        strong = group[group["intent"].isin(CALL_INTENTS) & (group["intent_score"] >= min_call_score)]
-        best_any = group.sort_values(["intent_score", "call_id"], ascending=[False, True]).iloc[0]
-        if strong.empty:
-            rows.append((customer_id, len(group), "unclear", float(best_any["intent_score"]), "",
-                         str(best_any["evidence"] or "")))
-            continue
-        totals = strong.groupby("intent")["intent_score"].sum().sort_values(ascending=False, kind="stable")
-        intent = str(totals.index[0])
-        best = strong[strong["intent"] == intent].sort_values(
-            ["intent_score", "call_id"], ascending=[False, True]).iloc[0]
-        agreement = float(totals.iloc[0] / totals.sum())
-        rows.append((customer_id, len(group), intent, float(best["intent_score"]) * agreement,
-                     str(best["sub_reason"] or ""), str(best["evidence"] or "")))
-    return pd.DataFrame(rows, columns=columns)
+    ranked = calls.sort_values(["customer_id", "intent_score", "call_id"], ascending=[True, False, True],
+                               kind="stable")
+    best_any = ranked.drop_duplicates("customer_id").set_index("customer_id")
+    result = pd.DataFrame({
+        "customer_id": best_any.index,
+        "call_count": calls.groupby("customer_id").size().reindex(best_any.index).to_numpy(),
+        "call_intent": "unclear",
+        "call_score": best_any["intent_score"].astype(float).to_numpy(),
+        "call_sub_reason": "",
+        "call_evidence": best_any["evidence"].fillna("").astype(str).to_numpy(),
+    })
+    strong = ranked[ranked["intent"].isin(CALL_INTENTS) & (ranked["intent_score"] >= min_call_score)]
+    if not strong.empty:
+        totals = strong.groupby(["customer_id", "intent"], as_index=False)["intent_score"].sum()
+        totals = totals.sort_values(["customer_id", "intent_score", "intent"], ascending=[True, False, True])
+        winners = totals.drop_duplicates("customer_id").set_index("customer_id")
+        agreement = winners["intent_score"] / totals.groupby("customer_id")["intent_score"].sum()
+        best = strong.merge(winners[["intent"]].reset_index(), on=["customer_id", "intent"]) \
+            .drop_duplicates("customer_id").set_index("customer_id")  # ranked order: best call first
+        decided = result["customer_id"].isin(best.index).to_numpy()
+        ids = result.loc[decided, "customer_id"]
+        result.loc[decided, "call_intent"] = best.loc[ids, "intent"].to_numpy()
+        result.loc[decided, "call_score"] = (best.loc[ids, "intent_score"] * agreement.loc[ids]).to_numpy()
+        result.loc[decided, "call_sub_reason"] = best.loc[ids, "sub_reason"].fillna("").astype(str).to_numpy()
+        result.loc[decided, "call_evidence"] = best.loc[ids, "evidence"].fillna("").astype(str).to_numpy()
+    return result.reset_index(drop=True)
 
 
 def _short_quote(text: str) -> str:

@@ -135,8 +135,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     summary = run_nightly(paths, demo.as_of, _settings(args))
     _print_summary(summary, paths, time.perf_counter() - started)
     _print_evaluation(demo.truth_csv, warehouse, demo.as_of)
-    print(f"\nDemo done in {time.perf_counter() - started:.1f} s. Query it: "
-          f"duckdb -readonly {warehouse} \"select * from care_segments_latest limit 10\"")
+    print(f"\nDemo done in {time.perf_counter() - started:.1f} s. Query it read-only, e.g.: .venv/bin/python -c "
+          f"\"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
+          f".sql('select * from care_segments_latest limit 10'))\"")
     return 0
 
 
