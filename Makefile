@@ -10,7 +10,7 @@ CUSTOMERS ?= 3000
 SEED ?= 7
 OUT ?= demo_out
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean fonts browser strip-notebooks
 
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,15 +24,31 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-demo: venv
+demo: venv fonts
 	$(BIN)/postloan demo --customers $(CUSTOMERS) --seed $(SEED) --out $(OUT)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
+
+# Debian packages for the analyst report: a CJK font (Chinese in its charts and page) and Chromium (its browser
+# test); installed with apt-get only when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+fonts:
+	@test -f $(CJK_FONT) || { $(SUDO) apt-get update -qq && $(APT_INSTALL) fonts-wqy-microhei; }
+
+browser: fonts
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) chromium; }
+
+# notebooks are committed without outputs (a test checks it)
+strip-notebooks: venv
+	$(BIN)/python notebooks/strip_outputs.py
 
 bench: venv
 	$(BIN)/python bench/bench_load.py

@@ -9,8 +9,8 @@ The stage works on *call* vectors (one per call), never on raw utterances:
   estimates degrade in high dimensions (see shared/STACK.md); `n_components` is capped at `min(n - 1, d)`.
 - `cluster_labels` runs HDBSCAN (`prediction_data=True`, one core-distance job: no extra threads spawned);
   -1 marks an outlier. Inputs too small to hold one cluster come back all -1 without calling the clusterer.
-- `cluster_top_terms` names clusters with a class-based TF-IDF over English words and Chinese character
-  bigrams (no segmenter dependency yet; jieba is planned).
+- `cluster_top_terms` names clusters with a class-based TF-IDF over English words and jieba-segmented
+  Chinese words (`insights.themes` owns the segmenter and the stop words).
 
 Model stages are objects passed in (`Reducer`, `Clusterer`); defaults are built when none is given.
 Same input => same output: PCA and HDBSCAN are seeded or deterministic, and term ties break alphabetically.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Protocol
@@ -32,24 +31,6 @@ from sklearn.decomposition import PCA
 logger = logging.getLogger(__name__)
 
 OUTLIER = -1
-
-_REDACTION = re.compile(r"\[[A-Z_]+\]")
-_ENGLISH_WORD = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
-_CHINESE_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
-
-_ENGLISH_STOPWORDS = frozenset(
-    """a about after again all also am an and any are as at be because been but by can can't could did didn't
-    do does doesn't don't for from get got had has have he her here him his how i i'd i'll i'm i've if in is
-    isn't it it's its just like me my no not now of oh ok okay on or our out so some than that that's the
-    their them then there they this those to too uh um up us was we well were what when which who why will
-    with would yeah yes you you're your""".split()
-)
-_CHINESE_STOP_BIGRAMS = frozenset(
-    """我们 你们 他们 这个 那个 就是 一下 什么 现在 没有 可以 不是 已经 还是 一个 怎么 知道 时候 然后
-    因为 所以 但是 这样 那样 的话 我的 你的 了我 我就 我也 我是 是我 了吧 的时 个月 一点 这边 那边
-    我这 你这""".split()
-)
-
 
 class Reducer(Protocol):
     """Anything with `fit_transform(X) -> (n, k) array`, e.g. `sklearn.decomposition.PCA`."""
@@ -141,16 +122,13 @@ def cluster_labels(
 
 
 def text_terms(text: str) -> list[str]:
-    """Terms of one utterance: lower-cased English words and Chinese character bigrams, stopwords dropped."""
-    cleaned = _REDACTION.sub(" ", text).lower()
-    english = [word for word in _ENGLISH_WORD.findall(cleaned) if word not in _ENGLISH_STOPWORDS]
-    chinese = [
-        run[i : i + 2]
-        for run in _CHINESE_RUN.findall(cleaned)
-        for i in range(len(run) - 1)
-        if run[i : i + 2] not in _CHINESE_STOP_BIGRAMS
-    ]
-    return english + chinese
+    """Terms of one utterance: English words and jieba-segmented Chinese words, stop words dropped.
+
+    Delegates to `insights.themes.text_terms` (the stop words live in `insights/theme_terms.yaml`).
+    """
+    from insights.themes import text_terms as theme_text_terms
+
+    return theme_text_terms(text)
 
 
 def cluster_top_terms(

@@ -272,6 +272,96 @@ def _scores_block(
     return scores
 
 
+@dataclass(frozen=True, eq=False)
+class CallEvidence:
+    """What the customer's own words say, per utterance and per call, before any clustering."""
+
+    utterances: pd.DataFrame  # the utterances ordered by call_id, turn_no (index 0..n-1)
+    scores: pd.DataFrame  # utterance_intent_scores, row for row
+    call_codes: np.ndarray  # call index (0..m-1) of each utterance row
+    call_ids: pd.Index  # the m call ids, sorted
+    own_scores: np.ndarray  # (m, intents): best probability any utterance of the call gives each intent
+    evidence_rows: np.ndarray  # (m, intents): the utterance row holding that best probability
+    neutral_rows: np.ndarray  # (m,): the call's most neutral utterance row
+    call_vectors: np.ndarray  # (m, d): unit vectors pooled with weights 1 - p(neutral) + small_talk_weight
+    intents: tuple[str, ...]
+
+
+def call_evidence(
+    utterances: pd.DataFrame,
+    vectors: np.ndarray,
+    prototypes: IntentPrototypes,
+    settings: InsightSettings = InsightSettings(),  # noqa: B008 - frozen, so a shared default is safe
+) -> CallEvidence:
+    """Score every utterance against the prototypes and pool them into one vector per call."""
+    _check_utterances(utterances, vectors, prototypes)
+    positioned = utterances[list(_UTTERANCE_COLUMNS)].reset_index(drop=True)
+    order = positioned.sort_values(["call_id", "turn_no"], kind="stable").index.to_numpy()
+    table = positioned.iloc[order].reset_index(drop=True)
+    ordered_vectors = np.asarray(vectors, dtype=np.float64)[order]
+    intents = prototypes.intents
+    scores = utterance_intent_scores(
+        ordered_vectors, prototypes, settings.top_k, settings.temperature, settings.null_similarity
+    )
+    call_codes, call_ids = pd.factorize(table["call_id"], sort=True)
+    if table.empty:
+        width = prototypes.vectors.shape[1]
+        empty = np.zeros((0, len(intents)))
+        return CallEvidence(table, scores, call_codes, call_ids, empty, empty.astype(np.int64),
+                            np.zeros(0, np.int64), np.zeros((0, width), np.float32), intents)
+    own_scores, evidence_rows = _call_best(scores[list(intents)].to_numpy(), call_codes)
+    _, neutral_rows = _call_best(scores[[NEUTRAL]].to_numpy(), call_codes)
+    weights = 1.0 - scores[NEUTRAL].to_numpy() + settings.small_talk_weight
+    pooled = clustering.call_vectors(ordered_vectors, call_codes, weights)
+    return CallEvidence(table, scores, call_codes, call_ids, own_scores, evidence_rows, neutral_rows[:, 0],
+                        pooled, intents)
+
+
+def decided_calls(
+    evidence: CallEvidence,
+    labels: np.ndarray,
+    settings: InsightSettings = InsightSettings(),  # noqa: B008 - frozen, so a shared default is safe
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per call: intent, sub-reason, confidence, evidence, given one cluster label per call (-1 = none).
+
+    Returns `(calls, clusters)`; see the module docstring for how own and cluster scores combine.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(evidence.call_ids),):
+        raise ValueError(f"need one label per call ({len(evidence.call_ids)}), got shape {labels.shape}")
+    if evidence.utterances.empty:
+        return _empty_calls(), _empty_clusters()
+    own_scores = evidence.own_scores
+    prior = _cluster_prior(own_scores, labels)
+    share = np.where(labels == clustering.OUTLIER, 0.0, settings.cluster_weight)[:, None]
+    combined = (1.0 - share) * own_scores + share * prior
+    chosen = _chosen_intents(own_scores, combined, settings)
+    calls = _calls_frame(
+        evidence.utterances,
+        evidence.scores,
+        evidence.call_codes,
+        evidence.call_ids,
+        labels,
+        combined,
+        chosen,
+        evidence.intents,
+        evidence.evidence_rows,
+        evidence.neutral_rows,
+    )
+    clusters = _clusters_frame(
+        evidence.utterances, evidence.scores, evidence.call_codes, labels, own_scores, evidence.evidence_rows,
+        evidence.intents, settings
+    )
+    logger.info(
+        "call insight: %d calls, %d clusters, %d outliers; intents %s",
+        len(calls),
+        len(clusters),
+        int((labels == clustering.OUTLIER).sum()),
+        calls["intent"].value_counts().to_dict(),
+    )
+    return calls, clusters
+
+
 def call_insight(
     utterances: pd.DataFrame,
     vectors: np.ndarray,
@@ -282,59 +372,16 @@ def call_insight(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per call: cluster, intent, sub-reason, confidence, evidence; per cluster: size, name, intent.
 
-    Returns `(calls, clusters)`; see the module docstring for how own and cluster scores combine.
+    Clusters tonight's calls from scratch (the nightly stage uses `insights.themes` for stable themes and
+    calls `decided_calls` itself). Returns `(calls, clusters)`.
     """
-    _check_utterances(utterances, vectors, prototypes)
-    positioned = utterances[list(_UTTERANCE_COLUMNS)].reset_index(drop=True)
-    order = positioned.sort_values(["call_id", "turn_no"], kind="stable").index.to_numpy()
-    table = positioned.iloc[order].reset_index(drop=True)
-    ordered_vectors = np.asarray(vectors, dtype=np.float64)[order]
-    if table.empty:
+    evidence = call_evidence(utterances, vectors, prototypes, settings)
+    if evidence.utterances.empty:
         logger.info("call insight: no utterances")
         return _empty_calls(), _empty_clusters()
-
-    intents = prototypes.intents
-    scores = utterance_intent_scores(
-        ordered_vectors, prototypes, settings.top_k, settings.temperature, settings.null_similarity
-    )
-    call_codes, call_ids = pd.factorize(table["call_id"], sort=True)
-    intent_probabilities = scores[list(intents)].to_numpy()
-    own_scores, evidence_rows = _call_best(intent_probabilities, call_codes)
-    _, neutral_rows = _call_best(scores[[NEUTRAL]].to_numpy(), call_codes)
-
-    weights = 1.0 - scores[NEUTRAL].to_numpy() + settings.small_talk_weight
-    pooled = clustering.call_vectors(ordered_vectors, call_codes, weights)
-    reduced = clustering.reduced_vectors(pooled, reducer, settings.n_components, settings.seed)
+    reduced = clustering.reduced_vectors(evidence.call_vectors, reducer, settings.n_components, settings.seed)
     labels = clustering.cluster_labels(reduced, clusterer, settings.min_cluster_size, settings.min_samples)
-
-    prior = _cluster_prior(own_scores, labels)
-    share = np.where(labels == clustering.OUTLIER, 0.0, settings.cluster_weight)[:, None]
-    combined = (1.0 - share) * own_scores + share * prior
-    chosen = _chosen_intents(own_scores, combined, settings)
-
-    calls = _calls_frame(
-        table,
-        scores,
-        call_codes,
-        call_ids,
-        labels,
-        combined,
-        chosen,
-        intents,
-        evidence_rows,
-        neutral_rows[:, 0],
-    )
-    clusters = _clusters_frame(
-        table, scores, call_codes, labels, own_scores, evidence_rows, intents, settings
-    )
-    logger.info(
-        "call insight: %d calls, %d clusters, %d outliers; intents %s",
-        len(calls),
-        len(clusters),
-        int((labels == clustering.OUTLIER).sum()),
-        calls["intent"].value_counts().to_dict(),
-    )
-    return calls, clusters
+    return decided_calls(evidence, labels, settings)
 
 
 def _chosen_intents(own: np.ndarray, combined: np.ndarray, settings: InsightSettings) -> np.ndarray:

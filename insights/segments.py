@@ -76,14 +76,18 @@ def behaviour_signals(behaviour: pd.DataFrame, thresholds: Mapping[str, Any]) ->
     # early payment default: stopped paying after the first installment or two and stayed away a month or more
     is_epd = ~is_fpd & ~is_clean_break & (paid <= int(thresholds["epd_max_paid_installments"])) & (
         dpd >= int(thresholds["epd_min_days_past_due"]))
-    segment = np.select([is_fpd, is_clean_break, is_habitual, is_epd],
-                        ["intent_to_default", "hardship", "forgetful", "intent_to_default"], default="")
+    # issue 3: promises to pay broken (judged on earlier nights' calls) point to intent_to_default, last in line
+    broken = _column(behaviour, "promises_broken", 0).astype(int)
+    is_broken_promises = broken >= int(thresholds.get("broken_promises_min", 2))
+    segment = np.select([is_fpd, is_clean_break, is_habitual, is_epd, is_broken_promises],
+                        ["intent_to_default", "hardship", "forgetful", "intent_to_default", "intent_to_default"],
+                        default="")
     strength = np.select(
-        [is_fpd, is_clean_break, is_habitual, is_epd],
+        [is_fpd, is_clean_break, is_habitual, is_epd, is_broken_promises],
         [np.where(is_fpd_confirmed, 0.8, 0.4),
          np.minimum(0.85, 0.6 + 0.02 * (streak - int(thresholds["clean_streak_min"])) + 0.05 * (partial > 0)),
          np.minimum(0.85, 0.55 + 0.5 * (share_late - float(thresholds["habitual_late_share"]))),
-         np.full(len(dpd), 0.6)],
+         np.full(len(dpd), 0.6), np.minimum(0.8, 0.5 + 0.1 * broken)],
         default=0.0,
     )
     codes = [
@@ -94,6 +98,10 @@ def behaviour_signals(behaviour: pd.DataFrame, thresholds: Mapping[str, Any]) ->
     ]
     facts = [_behaviour_fact(s, d, st, sl, pd_, pa, f) for s, d, st, sl, pd_, pa, f in
              zip(segment, dpd, streak, share_late, paid, partial, is_fpd, strict=True)]
+    only_promises = is_broken_promises & ~(is_fpd | is_clean_break | is_habitual | is_epd)
+    codes = [f"{c};broken_promises" if b else c for c, b in zip(codes, is_broken_promises, strict=True)]
+    facts = [f"{n} promises to pay broken; {d} days past due" if o else f
+             for f, n, d, o in zip(facts, broken, dpd, only_promises, strict=True)]
     return pd.DataFrame({
         "customer_id": behaviour["customer_id"].to_numpy(),
         "behaviour_segment": [s or None for s in segment],
@@ -220,9 +228,14 @@ def care_segments(
               .sort_values("customer_id", kind="stable").reset_index(drop=True))
     merged["call_count"] = merged["call_count"].fillna(0).astype(int)
     floor = float(thresholds["needs_review_below"])
+    # issue 3: the optional LLM reading disagreeing with the embedding intent on a call -> needs_review
+    llm_conflicts = set(calls.loc[calls["llm_disagrees"].fillna(False).astype(bool), "customer_id"]) \
+        if "llm_disagrees" in calls.columns else set()
     decided = []
     for row in merged.itertuples(index=False):
         segment, confidence, reasons, evidence, sub_reason = _decision(row, thresholds)
+        if row.customer_id in llm_conflicts:
+            segment, reasons = "needs_review", [*reasons, "llm_call_conflict"]
         if segment != "needs_review" and confidence < floor:
             segment, reasons = "needs_review", [*reasons, "low_confidence"]
         decided.append({

@@ -2,9 +2,10 @@
 
 Glossary (see DOMAIN.md): DPD = days past due, FPD = first-payment default.
 
-Runs three SQL models in order and replaces their ``as_of`` partitions, so a rerun changes nothing:
-``features/installment_status`` (one row per installment) -> ``features/customer_behaviour`` (one row per
-customer with repayments) -> ``features/in_scope_customers`` (overdue or recently called customers).
+Runs four SQL models in order and replaces their ``as_of`` partitions, so a rerun changes nothing:
+``features/installment_status`` (one row per installment) -> ``insight/promise_outcomes`` (one row per promise
+to pay extracted on an earlier night: kept / partly kept / broken / pending) -> ``features/customer_behaviour``
+(one row per customer with repayments) -> ``features/in_scope_customers`` (overdue or recently called customers).
 The column definitions are in ``sql/features/README.md``.
 """
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 INSTALLMENT_STATUS = "installment_status"
 CUSTOMER_BEHAVIOUR = "customer_behaviour"
 IN_SCOPE_CUSTOMERS = "in_scope_customers"
+PROMISE_OUTCOMES = "promise_outcomes"
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,26 @@ def _checked_call_days(in_scope_call_days: int) -> int:
     return in_scope_call_days
 
 
-def build_behaviour(warehouse: Warehouse, as_of: date, in_scope_call_days: int = 14) -> BehaviourReport:
-    """Replace the ``as_of`` partitions of installment_status, customer_behaviour and in_scope_customers.
+def build_behaviour(
+    warehouse: Warehouse, as_of: date, in_scope_call_days: int = 14, promise_grace_days: int = 1
+) -> BehaviourReport:
+    """Replace the as-of partitions of installment_status, promise_outcomes, customer_behaviour, in_scope_customers.
 
     A customer is in scope when overdue on ``as_of`` or called within the last ``in_scope_call_days`` days
-    up to and including ``as_of``. Returns the row counts written.
+    up to and including ``as_of``. A promise to pay is broken when nothing came by its date plus
+    ``promise_grace_days``. Returns the row counts written.
     """
     if isinstance(as_of, datetime) or not isinstance(as_of, date):
         raise TypeError(f"as_of must be a date, got {as_of!r}")
-    params = {"as_of": as_of, "in_scope_call_days": _checked_call_days(in_scope_call_days)}
+    if isinstance(promise_grace_days, bool) or not isinstance(promise_grace_days, int) or promise_grace_days < 0:
+        raise ValueError(f"promise_grace_days must be an int >= 0, got {promise_grace_days!r}")
+    params = {"as_of": as_of, "in_scope_call_days": _checked_call_days(in_scope_call_days),
+              "grace_days": promise_grace_days}
     with warehouse.session() as session:
         installments = session.replace_partition(
             INSTALLMENT_STATUS, as_of, sql_text("features/installment_status"), params
         )
+        session.replace_partition(PROMISE_OUTCOMES, as_of, sql_text("insight/promise_outcomes"), params)
         customers = session.replace_partition(
             CUSTOMER_BEHAVIOUR, as_of, sql_text("features/customer_behaviour"), params
         )

@@ -76,14 +76,24 @@ def _print_summary(summary: RunSummary, paths: RunPaths, seconds: float) -> None
     insight = summary.reports.get("call_insight")
     if insight is not None:
         print(f"Call insight: {insight.calls} calls, {insight.clusters} clusters, {insight.outliers} outliers")
+        if hasattr(insight, "review"):
+            drift = "n/a" if insight.drift is None else f"{insight.drift:.3f}"
+            print(f"Themes: {insight.refit_reason or 'assigned to the fit in force'}, drift {drift}, "
+                  f"{insight.new_themes} new; {insight.review} calls to review; {insight.promises} promises to pay"
+                  + (f"; LLM read {insight.llm_readings} calls, {insight.llm_disagreements} disagree"
+                     if insight.llm_readings else ""))
     segments = summary.reports.get("segments")
     if segments is not None:
         print(f"\nCustomers per care segment ({segments.customers} in scope):")
         for segment, count in segments.by_segment.items():
             print(f"  {segment:<18} {count:6d}")
+    _print_actions(summary)
     export = summary.reports.get("export")
     if export is not None:
-        print(f"\nExports: {export.folder} ({', '.join(export.files)})")
+        written = getattr(export, "rows_by_export", None)
+        listed = ", ".join(f"{name} {rows}" for name, rows in written.items()) if written else ", ".join(export.files)
+        print(f"\nExports: {export.folder} ({listed})")
+    _print_analyst_summary(summary)
     print(f"Warehouse: {paths.warehouse}")
 
 
@@ -115,6 +125,14 @@ def _print_evaluation(truth_csv: Path, warehouse: Path, as_of: date) -> None:
         print(scores.round(3).to_string(index=False))
     print("\nConfusion (rows: truth, columns: predicted):")
     print(confusion(truth, segments).to_string())
+    if "sub_reason" in truth.columns:
+        from pipelines.evaluate import sub_reason_accuracy
+
+        accuracy = sub_reason_accuracy(truth, segments)
+        overall = accuracy[accuracy["sub_reason"] == "all"].iloc[0]
+        print(f"\nSub-reason accuracy (customers with calls): {overall['accuracy']:.3f} over "
+              f"{int(overall['customers'])} customers")
+        print(accuracy.round(3).to_string(index=False))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -122,23 +140,150 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import write_demo_data
+def _print_actions(summary: RunSummary) -> None:
+    actions = summary.reports.get("actions")
+    if actions is None:
+        return
+    print(f"\nCare actions (policy {actions.policy_version}, contact rules {actions.contact_rules_version}): "
+          "customers per segment and group, and how many are on each channel's list")
+    print(_table(actions.by_segment))
+    for cap in actions.cap.itertuples(index=False):
+        print(f"Cost cap {cap.cap}: {cap.offered} offered for {cap.spent:.2f} of {cap.limit:g}; "
+              f"{cap.excluded} excluded by the cap (listed in cap_excluded)")
+    print("\nContact-rule outcomes (rule set, route, why the next call is not earlier):")
+    print(_table(actions.by_route))
+    if actions.attempts_loaded or actions.attempts_quarantined:
+        print(f"Unanswered attempts: {actions.attempts_loaded} loaded, {actions.attempts_quarantined} quarantined")
+    if actions.rules_matching_nobody:
+        print(f"Policy rules that matched nobody tonight: {', '.join(actions.rules_matching_nobody)}")
+    for problem in actions.policy_problems:
+        print(f"Policy check: {problem}")
 
+
+def _print_outcomes(warehouse: Path, first: date, last: date) -> None:
+    from pipelines.warehouse import Warehouse
+
+    with Warehouse(warehouse).session(read_only=True) as session:
+        outcomes = session.frame(
+            "select segment, experiment_group, count(*) as customers, count(*) filter (where was_overdue) as "
+            "overdue, round(count(*) filter (where is_cured) / nullif(count(*) filter (where was_overdue), 0), 3) "
+            "as cure_rate, round(count(*) filter (where is_rolled) / nullif(count(*) filter (where was_overdue), "
+            "0), 3) as roll_rate, round(sum(promises_kept) / nullif(sum(promises_due), 0), 3) as "
+            "promise_kept_rate, round(sum(amount_recovered), 2) as amount_recovered from action_outcomes "
+            "where as_of = $first and followed_on = $last group by all order by segment, experiment_group",
+            {"first": first, "last": last})
+        changes = session.frame(
+            "select coalesce(from_segment, '(new)') as from_segment, to_segment, count(*) as customers "
+            "from segment_change_log where changed_on > $first group by all order by customers desc limit 12",
+            {"first": first})
+    print(f"\nOutcomes of {first}'s actions by {last} (treatment vs control; views treatment_outcomes, "
+          "treatment_vs_control, action_outcomes):")
+    print(_table(outcomes))
+    print(f"\nSegment changes after {first} (view segment_change_log):")
+    print(_table(changes))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from pipelines.demo import write_demo_data, write_demo_night
+
+    if args.nights < 1:
+        raise ValueError("--nights must be at least 1")
     started = time.perf_counter()
     out = Path(args.out)
-    demo = write_demo_data(out, customers=args.customers, seed=args.seed, as_of=args.as_of)
-    log.info("demo data for %d customers written to %s (%.1f s)", args.customers, demo.landing_dir,
-             time.perf_counter() - started)
     warehouse = out / "warehouse.duckdb"
-    paths = RunPaths(landing=demo.landing_dir, warehouse=warehouse, exports=out / "exports")
-    summary = run_nightly(paths, demo.as_of, _settings(args))
-    _print_summary(summary, paths, time.perf_counter() - started)
-    _print_evaluation(demo.truth_csv, warehouse, demo.as_of)
-    print(f"\nDemo done in {time.perf_counter() - started:.1f} s. Query it read-only, e.g.: .venv/bin/python -c "
-          f"\"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
-          f".sql('select * from care_segments_latest limit 10'))\"")
+    settings = _settings(args)
+    first = write_demo_data(out, customers=args.customers, seed=args.seed, as_of=args.as_of)
+    for night in range(1, args.nights + 1):
+        demo = first if night == 1 else write_demo_night(out, args.customers, args.seed, first.as_of, night)
+        (demo.landing_dir / "_READY").touch()  # the landing folder is complete (what the Airflow DAG waits for)
+        log.info("demo night %d: data for %d customers written to %s", night, args.customers, demo.landing_dir)
+        paths = RunPaths(landing=demo.landing_dir, warehouse=warehouse, exports=out / "exports")
+        night_started = time.perf_counter()
+        summary = run_nightly(paths, demo.as_of, settings)
+        _print_summary(summary, paths, time.perf_counter() - night_started)
+    if args.nights > 1:
+        _print_outcomes(warehouse, first.as_of, first.as_of + timedelta(days=args.nights - 1))
+    _print_evaluation(first.truth_csv, warehouse, first.as_of)
+    print(f"\nDemo ({args.nights} night(s)) done in {time.perf_counter() - started:.1f} s. Query it read-only, "
+          f"e.g.: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
+          f".sql('select * from treatment_vs_control'))\"")
     return 0
+
+
+def _print_analyst_summary(summary: RunSummary) -> None:
+    published = summary.reports.get("publish")
+    if published is not None:
+        print(f"Published for analysts: {published.current} (read-only snapshot {published.snapshot.name}; "
+              f"views analyst.{', analyst.'.join(published.views)})")
+    report = summary.reports.get("report")
+    if report is not None:
+        print(f"Report: {report.path}")
+
+
+def _analyst_warehouse(args: argparse.Namespace) -> Path:
+    """Return the file ``sql``/``report`` read: --warehouse, else the published current.duckdb."""
+    from pipelines.publish import published_current
+
+    return Path(args.warehouse) if args.warehouse else published_current(load_settings(args.config))
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from pipelines.warehouse import read_only_query
+
+    frame = read_only_query(_analyst_warehouse(args), args.query)
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.csv, index=False, encoding="utf-8", lineterminator="\n")
+        print(f"{len(frame)} rows written to {args.csv}")
+        return 0
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
+        print(_table(frame.head(args.max_rows)))
+    if len(frame) > args.max_rows:
+        print(f"... {len(frame) - args.max_rows} more rows (use --max-rows or --csv FILE)")
+    print(f"({len(frame)} rows)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import write_report
+
+    result = write_report(_analyst_warehouse(args), args.as_of, args.out, load_settings(args.config))
+    print(f"Report for {args.as_of}: {result.path}")
+    return 0
+
+
+def _add_analyst_commands(commands: Any) -> None:
+    """Add ``sql`` and ``report``: both read the published read-only snapshot, never the nightly warehouse."""
+    where = ("DuckDB file to read (default: the published snapshot, published/current.duckdb next to "
+             "$POSTLOAN_WAREHOUSE, or publish.dir of the settings)")
+    sql = commands.add_parser(
+        "sql", help="query the published warehouse (read-only)",
+        description="Run one query against the published read-only warehouse and print a table (or write CSV). "
+                    "The analyst views live in the schema 'analyst': segment_mix_by_night, customer_timeline, "
+                    "theme_overview, behaviour_by_segment, outcomes_by_segment.",
+        epilog="example:\n  postloan sql \"select * from analyst.segment_mix_by_night order by as_of desc\" "
+               "--warehouse demo_out/published/current.duckdb",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sql.add_argument("query", help="one SQL query (DuckDB dialect)")
+    sql.add_argument("--warehouse", type=Path, default=None, help=where)
+    sql.add_argument("--csv", type=Path, default=None, help="write the result to this CSV file instead")
+    sql.add_argument("--max-rows", type=int, default=100, help="rows printed (default 100)")
+    sql.add_argument("--config", type=Path, default=None, help="settings YAML (for publish.dir)")
+    sql.set_defaults(handler=_cmd_sql)
+
+    report = commands.add_parser(
+        "report", help="write the nightly HTML insight report",
+        description="Write a self-contained HTML page (charts inline) for one night: segment counts and change, "
+                    "calls by theme, top terms and quotes, days late per segment, actions, contact-rule "
+                    "outcomes, data quality.")
+    report.add_argument("--as-of", type=_as_of, required=True, help="business date YYYY-MM-DD")
+    report.add_argument("--warehouse", type=Path, default=None, help=where)
+    report.add_argument("--out", type=Path, default=Path("reports"),
+                        help="folder for <as-of>/index.html (default reports/)")
+    report.add_argument("--config", type=Path, default=None, help="settings YAML (report fonts, tables)")
+    report.set_defaults(handler=_cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     demo.add_argument("--as-of", type=_as_of, default=None, help="business date (default: the demo's)")
+    demo.add_argument("--nights", type=int, default=3,
+                      help="consecutive nights to generate and run, from --as-of on (default 3)")
     common(demo)
     demo.set_defaults(handler=_cmd_demo)
 
@@ -188,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--warehouse", type=Path, required=True, help="DuckDB file of the run")
     evaluate.add_argument("--as-of", type=_as_of, required=True, help="business date YYYY-MM-DD")
     evaluate.set_defaults(handler=_cmd_evaluate)
+    _add_analyst_commands(commands)
     return parser
 
 

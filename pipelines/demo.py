@@ -56,6 +56,12 @@ AGENT_SCRIPT: dict[str, str] = {
           "{days} days overdue when can you make the payment",
 }
 
+ATTEMPTS_FILE = "contact_attempts.csv"
+LATER_CURE_SHARE = {"forgetful": 0.45, "hardship": 0.15, "mixed": 0.08, "intent_to_default": 0.04}
+CURE_WITHIN_DAYS = 3        # a later payment falls 1-3 days after the first as-of
+LATER_CALL_SHARE = 0.12     # chance an overdue customer who takes calls is called on a later day
+LATER_CALL_IDS = 500_000    # later nights' call ids start here (CALL-5xxxxx), apart from the first night's
+ATTEMPT_DAYS = 14
 RECENT_CALL_DAYS = 14
 OLDER_CALL_DAYS = 60
 CALLED_SHARE = 0.70
@@ -479,22 +485,18 @@ def write_demo_data(out_dir: Path, customers: int = 3000, seed: int = 7,
                     as_of: date = DEFAULT_AS_OF) -> DemoFiles:
     """Write landing files, truth.csv and expected_quarantine.csv under ``out_dir``.
 
-    Same arguments give byte-identical files; nothing depends on the clock.
+    Same arguments give byte-identical files; nothing depends on the clock. This is the first night of the
+    demo; :func:`write_demo_night` writes the later ones (same customers, later payments, new calls).
     """
     if customers < 1:
         raise ValueError("customers must be at least 1")
     out_dir = Path(out_dir)
     landing = out_dir / "landing"
     landing.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    text_rng = random.Random(seed)
-    as_of_day = _day_number(as_of)
-
-    profiles = customer_profiles(rng, customers)
-    loans = loan_plans(rng, profiles, as_of_day)
-    schedule = installment_payments(rng, loans, as_of_day)
-    repayments = repayment_rows(schedule, loans, profiles, as_of_day)
-    calls, call_counts = call_records(text_rng, profiles, loans, schedule, as_of)
+    world = _demo_world(customers, seed, as_of)
+    profiles, loans, schedule, text_rng = world.profiles, world.loans, world.schedule, world.text_rng
+    repayments = repayment_rows(schedule, loans, profiles, world.as_of_day)
+    calls, call_counts = world.calls, world.call_counts
     truth = truth_table(profiles, call_counts)
 
     repayment_lines, repayment_bad = with_bad_repayment_rows(text_rng, repayments)
@@ -505,6 +507,7 @@ def write_demo_data(out_dir: Path, customers: int = 3000, seed: int = 7,
     repayment_lines.to_csv(landing / "repayments.csv", index=False, lineterminator="\n")
     (landing / "calls.jsonl").write_text("".join(line + "\n" for line in call_lines), encoding="utf-8")
     profiles[list(CUSTOMER_COLUMNS)].to_csv(landing / "customers.csv", index=False, lineterminator="\n")
+    contact_attempts(world, seed, as_of).to_csv(landing / ATTEMPTS_FILE, index=False, lineterminator="\n")
     files = DemoFiles(landing_dir=landing, truth_csv=out_dir / "truth.csv",
                       expected_quarantine_csv=out_dir / "expected_quarantine.csv", as_of=as_of)
     truth.to_csv(files.truth_csv, index=False, lineterminator="\n")
@@ -512,6 +515,30 @@ def write_demo_data(out_dir: Path, customers: int = 3000, seed: int = 7,
     logger.info("demo: %d customers, %d repayment rows, %d calls, %d bad rows planted, as of %s",
                 customers, len(repayment_lines), len(call_lines), len(quarantine), as_of)
     return files
+
+
+@dataclass
+class _World:
+    """Everything the first night's files are drawn from; later nights start from the same world."""
+
+    as_of_day: int
+    profiles: pd.DataFrame
+    loans: pd.DataFrame
+    schedule: pd.DataFrame
+    calls: list[dict]
+    call_counts: np.ndarray
+    text_rng: random.Random
+
+
+def _demo_world(customers: int, seed: int, as_of: date) -> _World:
+    rng = np.random.default_rng(seed)
+    text_rng = random.Random(seed)
+    as_of_day = _day_number(as_of)
+    profiles = customer_profiles(rng, customers)
+    loans = loan_plans(rng, profiles, as_of_day)
+    schedule = installment_payments(rng, loans, as_of_day)
+    calls, call_counts = call_records(text_rng, profiles, loans, schedule, as_of)
+    return _World(as_of_day, profiles, loans, schedule, calls, call_counts, text_rng)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1048,6 +1075,142 @@ def _interleave(good: pd.DataFrame, bad: pd.DataFrame, after: np.ndarray, kinds:
     row_of[order] = np.arange(1, order.size + 1)
     expected = [(source_file, int(row_of[len(good) + i]), kind) for i, kind in enumerate(kinds)]
     return merged, expected
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Later nights: the same customers a few days on (cures and part payments after the first as-of, new calls),
+# and the unanswered call attempts file. Each draw is seeded by (seed, purpose, day), never by the night, so a
+# later night repeats everything an earlier night saw and only adds to it.
+# ----------------------------------------------------------------------------------------------------------
+def write_demo_night(out_dir: Path, customers: int, seed: int, first_as_of: date, night: int) -> DemoFiles:
+    """Write night ``night`` (2, 3, ...) of the demo under ``out_dir/nights/<as-of>/``; return its files.
+
+    Same customers and loans as the first night; some overdue customers pay after the first as-of (cures,
+    part payments), some get new calls; the truth file is the first night's.
+    """
+    if night < 2:
+        raise ValueError("night must be 2 or more: night 1 is write_demo_data")
+    out_dir = Path(out_dir)
+    as_of = first_as_of + timedelta(days=night - 1)
+    folder = out_dir / "nights" / as_of.isoformat()
+    landing = folder / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    world = _demo_world(customers, seed, first_as_of)
+    schedule = later_payments(world, seed)
+    repayments = repayment_rows(schedule, world.loans, world.profiles, _day_number(as_of))
+    calls = world.calls + later_calls(world, schedule, seed, as_of)
+    night_rng = random.Random(f"{seed}:night:{night}")
+    repayment_lines, repayment_bad = with_bad_repayment_rows(night_rng, repayments)
+    call_lines, call_bad = with_bad_call_lines(night_rng, calls, world.profiles, as_of)
+    quarantine = pd.DataFrame(repayment_bad + call_bad, columns=list(QUARANTINE_COLUMNS)).sort_values(
+        ["source_file", "source_row"], kind="mergesort")
+    repayment_lines.to_csv(landing / "repayments.csv", index=False, lineterminator="\n")
+    (landing / "calls.jsonl").write_text("".join(line + "\n" for line in call_lines), encoding="utf-8")
+    world.profiles[list(CUSTOMER_COLUMNS)].to_csv(landing / "customers.csv", index=False, lineterminator="\n")
+    contact_attempts(world, seed, as_of).to_csv(landing / ATTEMPTS_FILE, index=False, lineterminator="\n")
+    files = DemoFiles(landing_dir=landing, truth_csv=out_dir / "truth.csv",
+                      expected_quarantine_csv=folder / "expected_quarantine.csv", as_of=as_of)
+    quarantine.to_csv(files.expected_quarantine_csv, index=False, lineterminator="\n")
+    logger.info("demo night %d (%s): %d repayment rows, %d calls (%d new)", night, as_of, len(repayment_lines),
+                len(call_lines), len(calls) - len(world.calls))
+    return files
+
+
+def later_payments(world: _World, seed: int) -> pd.DataFrame:
+    """Return the schedule with payments after the first as-of: some overdue customers cure within a few days.
+
+    Forgetful customers cure most often, then hardship (half of them pay only the oldest installment), mixed
+    and intent-to-default rarely. Only installments overdue on the first as-of are paid.
+    """
+    rng = np.random.default_rng([seed, 20260701])
+    profiles, loans = world.profiles, world.loans
+    archetype = profiles["archetype"].to_numpy()
+    share = np.asarray([LATER_CURE_SHARE.get(a, 0.0) for a in archetype])
+    pays = rng.random(len(profiles)) < share
+    cure_day = world.as_of_day + rng.integers(1, CURE_WITHIN_DAYS + 1, len(profiles))
+    oldest_only = (archetype == "hardship") & (rng.random(len(profiles)) < 0.5)
+    schedule = world.schedule.copy()
+    cust = loans["cust"].to_numpy()[schedule["loan"].to_numpy()]
+    is_main = loans["is_main"].to_numpy()[schedule["loan"].to_numpy()]
+    amount, pay1_day = schedule["amount_cents"].to_numpy(), schedule["pay1_day"].to_numpy()
+    unpaid = pay1_day == _NO_PAYMENT
+    part = ~unpaid & (schedule["pay1_cents"].to_numpy() < amount) & (schedule["pay2_day"].to_numpy() == _NO_PAYMENT)
+    hit = is_main & pays[cust] & (schedule["due_day"].to_numpy() <= world.as_of_day) & (unpaid | part)
+    numbers = schedule["installment_no"].to_numpy()
+    first_hit = pd.Series(np.where(hit, numbers, np.iinfo(np.int64).max)).groupby(schedule["loan"]).transform("min")
+    hit &= ~oldest_only[cust] | (numbers == first_hit.to_numpy())
+    day = cure_day[cust]
+    schedule["pay1_day"] = np.where(hit & unpaid, day, pay1_day)
+    schedule["pay1_cents"] = np.where(hit & unpaid, amount, schedule["pay1_cents"].to_numpy())
+    schedule["pay2_day"] = np.where(hit & part, day, schedule["pay2_day"].to_numpy())
+    schedule["pay2_cents"] = np.where(hit & part, amount - schedule["pay1_cents"].to_numpy(),
+                                      schedule["pay2_cents"].to_numpy())
+    return schedule
+
+
+def _overdue_on(schedule: pd.DataFrame, loans: pd.DataFrame, customers: int, day: int) -> np.ndarray:
+    """Return per customer whether an installment due before ``day`` is not fully paid before it."""
+    due, amount = schedule["due_day"].to_numpy(), schedule["amount_cents"].to_numpy()
+    paid = _paid_before(schedule[["pay1_day", "pay1_cents", "pay2_day", "pay2_cents"]].to_numpy(), day)
+    late = (due < day) & (paid < amount)
+    overdue = np.zeros(customers, dtype=bool)
+    overdue[loans["cust"].to_numpy()[schedule["loan"].to_numpy()[late]]] = True
+    return overdue
+
+
+def later_calls(world: _World, schedule: pd.DataFrame, seed: int, as_of: date) -> list[dict]:
+    """Return the calls made on the days from the first as-of up to the day before ``as_of`` (new call ids)."""
+    profiles, loans = world.profiles, world.loans
+    people = profiles[["customer_id", "language", "timezone", "call_reason"]].to_numpy()
+    wants = profiles["wants_calls"].to_numpy()
+    main = loans[loans["is_main"]].set_index("cust")
+    calls: list[tuple[float, str, dict]] = []
+    for offset, day in enumerate(range(world.as_of_day, _day_number(as_of))):
+        rng = random.Random(f"{seed}:calls:{day}")
+        overdue = _overdue_on(schedule, loans, len(profiles), day)
+        numbered = 0
+        for cust in range(len(profiles)):
+            chosen = rng.random() < LATER_CALL_SHARE
+            if not (chosen and wants[cust] and overdue[cust]):
+                continue
+            customer_id, language, timezone, reason = people[cust]
+            loan = main.loc[cust]
+            numbered += 1
+            body = compose_call(rng, language, reason, str(loan["loan_id"])[-4:], rng.randint(2, 40),
+                                int(loan["amount_cents"]))
+            started = _call_start(rng, day, timezone)
+            calls.append((started.timestamp(), customer_id, {
+                "call_id": _call_id(LATER_CALL_IDS + offset * 10_000 + numbered), "customer_id": customer_id,
+                "started_at": started.isoformat(), **body}))
+    calls.sort(key=lambda item: (item[0], item[1]))
+    return [call for _, _, call in calls]
+
+
+def contact_attempts(world: _World, seed: int, as_of: date) -> pd.DataFrame:
+    """Return the unanswered call attempts of the 14 days up to ``as_of`` (``contact_attempts.csv``).
+
+    Overdue customers are tried now and then; a few are tried many times a day (6 attempts: the China daily
+    limit), so a US customer's 7-attempts-in-7-days limit is sometimes reached.
+    """
+    schedule = later_payments(world, seed)
+    timezones = world.profiles["timezone"].to_numpy()
+    ids = world.profiles["customer_id"].to_numpy()
+    rows = []
+    last = _day_number(as_of)
+    for day in range(last - ATTEMPT_DAYS + 1, last + 1):
+        rng = random.Random(f"{seed}:attempts:{day}")
+        overdue = _overdue_on(schedule, world.loans, len(ids), day)
+        for cust in np.flatnonzero(overdue):
+            draw = rng.random()
+            tries = 6 if draw < 0.03 else rng.randint(1, 3) if draw < 0.15 else 0
+            for minute in sorted(rng.sample(range(9 * 60, 20 * 60), tries)):
+                local = _date_of(day)
+                started = datetime(local.year, local.month, local.day, minute // 60, minute % 60,
+                                   tzinfo=ZoneInfo(str(timezones[cust])))
+                rows.append((started.timestamp(), ids[cust], started.isoformat(),
+                             rng.choice(("no_answer", "no_answer", "busy", "voicemail", "rejected"))))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return pd.DataFrame([row[1:] for row in rows], columns=["customer_id", "attempted_at", "outcome"])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -60,3 +60,26 @@ def confusion(truth: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
     """Return a confusion table: true segment (rows) by predicted segment (columns)."""
     pairs = labelled_predictions(truth, segments)
     return pd.crosstab(pairs["true_segment"], pairs["predicted_segment"])
+
+
+def sub_reason_accuracy(truth: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    """Return per true sub-reason: customers with calls, how many got it right, accuracy; plus an ``all`` row.
+
+    Only labelled customers with a true sub-reason who were segmented with at least one call count: the
+    sub-reason comes from their words. A customer whose calls stated nothing gets '' and counts as wrong.
+    """
+    if "sub_reason" not in truth.columns:
+        raise ValueError("truth has no sub_reason column")
+    labelled = truth.loc[truth["sub_reason"].fillna("") != "", ["customer_id", "segment", "sub_reason"]] \
+        .rename(columns={"sub_reason": "true_sub_reason", "segment": "true_segment"})
+    predicted = segments[["customer_id", "sub_reason", "call_count"]].rename(
+        columns={"sub_reason": "predicted_sub_reason"})
+    pairs = labelled.merge(predicted, on="customer_id", how="inner")
+    pairs = pairs[pairs["call_count"].fillna(0).astype(int) > 0]
+    pairs = pairs.assign(correct=pairs["predicted_sub_reason"].fillna("") == pairs["true_sub_reason"])
+    rows = [{"sub_reason": code, "customers": len(group), "correct": int(group["correct"].sum()),
+             "accuracy": float(group["correct"].mean())}
+            for code, group in pairs.groupby("true_sub_reason", sort=True)]
+    rows.append({"sub_reason": "all", "customers": len(pairs), "correct": int(pairs["correct"].sum()),
+                 "accuracy": float(pairs["correct"].mean()) if len(pairs) else 0.0})
+    return pd.DataFrame(rows, columns=["sub_reason", "customers", "correct", "accuracy"])

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,7 @@ class EmbedReport:
     utterances: int
     new_embeddings: int
     model_id: str
-
-
-@dataclass(frozen=True)
-class InsightReport:
-    """What the call-insight stage did."""
-
-    calls: int
-    utterances: int
-    clusters: int
-    outliers: int
-    model_id: str
+    shards: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,8 @@ def stage_behaviour(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -
     from pipelines.behaviour import build_behaviour
 
     return build_behaviour(Warehouse(paths.warehouse), as_of,
-                           in_scope_call_days=int(settings["windows"]["in_scope_call_days"]))
+                           in_scope_call_days=int(settings["windows"]["in_scope_call_days"]),
+                           promise_grace_days=int(settings["insight"].get("promises", {}).get("grace_days", 1)))
 
 
 def _cached_vectors(session: Session, hashes: list[str], model_id: str) -> dict[str, np.ndarray]:
@@ -113,18 +104,6 @@ def _store_vectors(session: Session, new: Mapping[str, np.ndarray], model_id: st
         }), ignore_existing_keys=True)
 
 
-def _with_silent_calls(calls: pd.DataFrame, window_calls: pd.DataFrame) -> pd.DataFrame:
-    """Return call insights plus an ``unclear`` row for each call in the window where the customer said nothing.
-
-    Such calls still count as contact (the customer picked up and only greeted or hung up).
-    """
-    silent = window_calls[~window_calls["call_id"].isin(calls["call_id"])].assign(
-        cluster_id=-1, is_outlier=True, intent="unclear", sub_reason="", intent_score=0.0, evidence="")
-    started = window_calls[["call_id", "started_at"]]
-    return pd.concat([calls.merge(started, on="call_id", how="left"), silent], ignore_index=True) \
-        .sort_values("call_id", kind="stable").reset_index(drop=True)
-
-
 def _taxonomy(settings: Mapping[str, Any]) -> Any:
     from insights.intents import load_taxonomy
 
@@ -138,70 +117,19 @@ def stage_embed(
     """Stage 3: the customers' own turns in the call window -> ``call_utterances`` + cached embeddings.
 
     Only texts not yet in ``embedding_cache`` for this model are encoded, so a rerun embeds nothing new.
-    The taxonomy's example phrases are embedded (and cached) with the same model.
+    The taxonomy's example phrases are embedded (and cached) with the same model. Runs the same plan / shard /
+    merge steps the DAG spreads over workers (``pipelines.embed_shards``), one after another in this process.
     """
-    from insights.embedding import embedder_from_config, embeddings_with_cache
-    from insights.text import content_hash, customer_utterances
+    from pipelines.embed_shards import embed_all_shards
 
-    embedder = embedder or embedder_from_config(settings["embedding"])
-    example_texts = list(_taxonomy(settings).examples["text"])
-    with Warehouse(paths.warehouse).session() as session:
-        turns = session.model_frame("insight/customer_turns_in_window", {
-            "as_of": as_of, "lookback_days": int(settings["windows"]["call_lookback_days"])})
-        utterances = customer_utterances(turns, min_chars=int(settings["insight"]["min_utterance_chars"]))
-        texts = example_texts + list(utterances["text"])
-        cached = _cached_vectors(session, sorted({content_hash(t, embedder.model_id) for t in texts}),
-                                 embedder.model_id)
-        log.info("embedding for %s: %d calls in the window, %d customer utterances, %d texts already embedded",
-                 as_of, turns["call_id"].nunique(), len(utterances), len(cached))
-        _, new = embeddings_with_cache(texts, embedder, cached)
-        _store_vectors(session, new, embedder.model_id)
-        window_calls = turns.drop_duplicates("call_id")[["call_id", "customer_id", "started_at"]]
-        session.replace_partition("call_utterances", as_of, utterances.assign(
-            content_hash=[content_hash(t, embedder.model_id) for t in utterances["text"]],
-            model_id=embedder.model_id))
-        session.replace_partition("calls_in_window", as_of, window_calls)
-    report = EmbedReport(calls=len(window_calls), utterances=len(utterances), new_embeddings=len(new),
-                         model_id=embedder.model_id)
-    log.info("embedding: %s", report)
-    return report
+    return embed_all_shards(paths, as_of, settings, embedder)
 
 
-def stage_call_insight(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> InsightReport:
-    """Stage 4: embedded utterances -> clusters -> intent, sub-reason, score and evidence per call."""
-    from insights.embedding import embedder_from_config
-    from insights.intents import InsightSettings, call_insight, intent_prototypes
-    from insights.text import content_hash
+def stage_call_insight(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
+    """Stage 4: embedded utterances -> stable themes -> intent, sub-reason, score, evidence; promises; LLM (opt.)."""
+    from pipelines.call_insight import build_call_insight
 
-    insight = settings["insight"]
-    taxonomy = _taxonomy(settings)
-    with Warehouse(paths.warehouse).session() as session:
-        utterances = session.frame("select * from call_utterances where as_of = $as_of order by call_id, turn_no",
-                                   {"as_of": as_of})
-        # the model the embed stage used; with no utterances, the configured one (cheap: loads on first encode)
-        model_id = str(utterances["model_id"].iloc[0]) if len(utterances) else \
-            embedder_from_config(settings["embedding"]).model_id
-        window_calls = session.frame("select call_id, customer_id, started_at from calls_in_window "
-                                     "where as_of = $as_of order by call_id", {"as_of": as_of})
-        example_hashes = [content_hash(t, model_id) for t in taxonomy.examples["text"]]
-        cached = _cached_vectors(session, sorted(set(example_hashes) | set(utterances["content_hash"])), model_id)
-        missing = (set(example_hashes) | set(utterances["content_hash"])) - set(cached)
-        if missing:
-            raise RuntimeError(f"{len(missing)} texts have no cached embedding for {model_id}; run the embed stage "
-                               "for this date first")
-        prototypes = intent_prototypes(taxonomy, _stacked(cached, example_hashes))
-        options = InsightSettings(min_cluster_size=int(insight["min_cluster_size"]),
-                                  n_components=int(insight["n_components"]), seed=int(insight["seed"]))
-        calls, clusters = call_insight(utterances[["call_id", "customer_id", "turn_no", "text"]],
-                                       _stacked(cached, list(utterances["content_hash"])), prototypes, options)
-        calls = _with_silent_calls(calls, window_calls).assign(model_id=model_id,
-                                                               taxonomy_version=str(taxonomy.version))
-        session.replace_partition("call_insights", as_of, calls)
-        session.replace_partition("call_clusters", as_of, clusters.assign(model_id=model_id))
-    report = InsightReport(calls=len(calls), utterances=len(utterances), clusters=len(clusters),
-                           outliers=int(calls["is_outlier"].sum()) if len(calls) else 0, model_id=model_id)
-    log.info("call insight: %s", report)
-    return report
+    return build_call_insight(Warehouse(paths.warehouse), as_of, settings)
 
 
 def _stacked(vectors: Mapping[str, np.ndarray], hashes: list[str]) -> np.ndarray:
@@ -234,22 +162,52 @@ def _tables(session: Session) -> set[str]:
     return set(session.frame("select table_name from information_schema.tables")["table_name"])
 
 
+def stage_actions(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
+    """Stage 6: care actions by the action policy, contact rules and routing per customer (``care_actions``)."""
+    from pipelines.outreach import build_care_actions
+
+    return build_care_actions(paths.warehouse, paths.landing, as_of, settings)
+
+
 def stage_export(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
-    """Stage 6: export the date's care segments for the collections team (CSV, Parquet, manifest)."""
-    from pipelines.exports import export_frame, write_exports
+    """Stage 7: the night's exports folder: care segments and the per-channel outreach lists, swapped in whole."""
+    from insights.actions import load_action_policy
+    from pipelines.exports import channel_exports, export_frame, write_export_folder
 
     with Warehouse(paths.warehouse).session(read_only=True) as session:
         segments = session.frame("select * from care_segments where as_of = $as_of order by customer_id",
                                  {"as_of": as_of})
+        actions = session.frame("select * from care_actions where as_of = $as_of order by customer_id",
+                                {"as_of": as_of})
     if segments.empty:
-        log.warning("no care segments for %s: exporting an empty file", as_of)
+        log.warning("no care segments for %s: exporting empty files", as_of)
+    policy = load_action_policy(settings["segment"].get("policy"))
+    frames = {"care_segments": export_frame(segments, as_of), **channel_exports(
+        actions, segments, as_of, {code: t.label_zh for code, t in policy.treatments.items()},
+        {segment: labels.get("zh", segment) for segment, labels in policy.segment_labels.items()})}
     meta = {
         "policy_version": str(segments["policy_version"].iloc[0]) if len(segments) else "",
         "model_id": str(segments["model_id"].iloc[0]) if len(segments) else "",
+        "contact_rules_version": str(actions["contact_rules_version"].iloc[0]) if len(actions) else "",
         "postloan_care_version": PACKAGE_VERSION,
     }
-    return write_exports(export_frame(segments, as_of), paths.exports, as_of, "care_segments",
-                         list(settings["exports"]["formats"]), meta)
+    return write_export_folder(frames, paths.exports, as_of, list(settings["exports"]["formats"]), meta)
+
+
+def stage_publish(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
+    """Stage 7: the analyst views, and a read-only snapshot for analysts (``published/current.duckdb``)."""
+    from pipelines.publish import publish_warehouse
+
+    return publish_warehouse(paths.warehouse, as_of, settings)
+
+
+def stage_report(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
+    """Stage 8: the nightly HTML insight report, read from the snapshot the publish stage wrote."""
+    from pipelines.publish import published_dir, snapshot_name
+    from pipelines.report import reports_dir, write_report
+
+    snapshot = published_dir(paths.warehouse, (settings.get("publish") or {}).get("dir")) / snapshot_name(as_of)
+    return write_report(snapshot, as_of, reports_dir(paths.warehouse, settings), settings)
 
 
 STAGES: dict[str, Callable[[RunPaths, date, Mapping[str, Any]], Any]] = {
@@ -258,17 +216,28 @@ STAGES: dict[str, Callable[[RunPaths, date, Mapping[str, Any]], Any]] = {
     "embed": stage_embed,
     "call_insight": stage_call_insight,
     "segments": stage_segments,
+    "actions": stage_actions,
     "export": stage_export,
+    "publish": stage_publish,
+    "report": stage_report,
 }
 
 
-def run_nightly(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> RunSummary:
-    """Run every stage in order for one as-of date; stop at the first failure."""
+def run_nightly(paths: RunPaths, as_of: date, settings: Mapping[str, Any], run_id: str | None = None) -> RunSummary:
+    """Run every stage in order for one as-of date; stop at the first failure.
+
+    Every stage attempt is recorded in the warehouse's ``run_log`` (and logged), under ``run_id``
+    (default ``cli-<UTC timestamp>``).
+    """
+    from pipelines.run_log import recorded_stage
+
+    run_id = run_id or f"cli-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
     summary = RunSummary(as_of=as_of)
     for number, (name, stage) in enumerate(STAGES.items(), start=1):
         log.info("[%d/%d] %s: starting for %s", number, len(STAGES), name, as_of)
         started = time.perf_counter()
-        summary.reports[name] = stage(paths, as_of, settings)
+        with recorded_stage(paths.warehouse, run_id, as_of, name, settings) as outcome:
+            outcome["report"] = summary.reports[name] = stage(paths, as_of, settings)
         summary.seconds_by_stage[name] = time.perf_counter() - started
         log.info("[%d/%d] %s: done in %.1f s", number, len(STAGES), name, summary.seconds_by_stage[name])
     return summary

@@ -8,6 +8,7 @@ writing it always deletes that date first, inside one transaction, so a rerun of
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -187,3 +188,63 @@ class Warehouse:
                 con.execute("checkpoint")
         finally:
             con.close()
+
+
+# --- published snapshots for analysts (issue 6) -------------------------------------------------------------------
+
+
+def binding_error(session: Session, sql: str) -> str | None:
+    """Return why the select ``sql`` does not bind on this warehouse (missing table or column), else None."""
+    try:
+        session._con.execute(f"describe select * from ({sql})").fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException) as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def write_snapshot(source: Path | str, target: Path | str, finish: Callable[[Session], None] | None = None) -> None:
+    """Write a consistent copy of the warehouse ``source`` to ``target``, never touching an existing ``target``.
+
+    DuckDB lets one process write a file and a reader blocks a writer, so readers are never opened on a file that
+    is being written: the copy goes to a new file (``finish`` may add views to it), is checkpointed and closed,
+    then ``os.replace``-d over ``target``. Connections open on the old ``target`` keep the old snapshot.
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(f"warehouse {source} not found: nothing to publish")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    leftovers = [temporary, temporary.with_name(temporary.name + ".wal")]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(temporary))
+        try:
+            con.execute("set enable_progress_bar = false")
+            database = con.execute("select current_database()").fetchall()[0][0]
+            quoted_source = str(source).replace("'", "''")
+            con.execute(f"attach '{quoted_source}' as snapshot_source (read_only)")
+            con.execute(f'copy from database snapshot_source to "{database}"')
+            con.execute("detach snapshot_source")
+            if finish is not None:
+                finish(Session(con))
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(temporary, target)
+    finally:
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+    log.info("wrote snapshot %s of %s", target, source)
+
+
+def read_only_query(path: Path | str, sql: str) -> pd.DataFrame:
+    """Return the result of one query on a warehouse file opened read-only; a bad query raises ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"warehouse {path} not found")
+    with Warehouse(path).session(read_only=True) as session:
+        try:
+            return session.frame(sql)
+        except duckdb.Error as error:
+            raise ValueError(f"query failed on {path}: {str(error).strip()}") from error

@@ -1,5 +1,6 @@
 -- grain: one row per customer with any row in the stg_repayments partition of $as_of.
--- reads: the installment_status partition of $as_of (written just before by pipelines.behaviour).
+-- reads: the installment_status and promise_outcomes partitions of $as_of (written just before by
+-- pipelines.behaviour); promises count those made on calls analysed on earlier nights.
 -- parameters: $as_of (date).
 -- dpd = days past due: $as_of minus the oldest due date still not fully paid (DOMAIN.md); buckets M1 1-30,
 -- M2 31-60, M3 61-90, M3+ over 90.
@@ -95,6 +96,19 @@ customer_streaks as (
     group by customer_id
 ),
 
+customer_promises as (
+    select
+        customer_id,
+        count(*) as promises_made,
+        count(*) filter (where status = 'kept') as promises_kept,
+        count(*) filter (where status = 'partly_kept') as promises_partly_kept,
+        count(*) filter (where status = 'broken') as promises_broken,
+        count(*) filter (where status = 'pending') as promises_pending
+    from promise_outcomes
+    where as_of = $as_of
+    group by customer_id
+),
+
 customer_features as (
     select
         customer_installments.*,
@@ -109,9 +123,15 @@ customer_features as (
             else 0
         end as on_time_streak_before_break,
         customer_streaks.last_run_first_due_on,
-        customer_streaks.last_run_last_due_on
+        customer_streaks.last_run_last_due_on,
+        coalesce(customer_promises.promises_made, 0) as promises_made,
+        coalesce(customer_promises.promises_kept, 0) as promises_kept,
+        coalesce(customer_promises.promises_partly_kept, 0) as promises_partly_kept,
+        coalesce(customer_promises.promises_broken, 0) as promises_broken,
+        coalesce(customer_promises.promises_pending, 0) as promises_pending
     from customer_installments
     left join customer_streaks using (customer_id)
+    left join customer_promises using (customer_id)
 ),
 
 final as (
@@ -153,7 +173,12 @@ final as (
         amount_outstanding,
         first_due_on,
         last_payment_on,
-        loan_count
+        loan_count,
+        promises_made,
+        promises_kept,
+        promises_partly_kept,
+        promises_broken,
+        promises_pending
     from customer_features
 )
 

@@ -1,9 +1,9 @@
-"""The demo end to end through the ``postloan`` CLI with the real embedding model, then a rerun of the date."""
+"""The two-night demo end to end through the ``postloan`` CLI with the real embedding model, then a rerun of night 1."""
 
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +14,9 @@ from pipelines.evaluate import evaluation
 from pipelines.warehouse import Warehouse
 
 AS_OF = "2026-06-30"
+SECOND = "2026-07-01"
 TABLES = ["stg_repayments", "stg_calls", "stg_call_turns", "quarantine", "customer_behaviour",
-          "in_scope_customers", "call_insights", "care_segments"]
+          "in_scope_customers", "call_insights", "care_segments", "care_actions", "stg_contact_attempts"]
 
 
 def postloan(*args: str) -> subprocess.CompletedProcess:
@@ -33,7 +34,7 @@ def snapshot(warehouse: Path) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    result = postloan("demo", "--customers", "600", "--seed", "11", "--out", str(out))
+    result = postloan("demo", "--customers", "600", "--seed", "11", "--nights", "2", "--out", str(out))
     return out, result
 
 
@@ -41,7 +42,8 @@ def demo_run(tmp_path_factory):
 def test_demo_prints_summary_and_evaluation(demo_run):
     out, result = demo_run
     for expected in ("Customers per care segment", "Quarantined by rule", "Evaluation (with_calls)",
-                     "Evaluation (without_calls)", "macro-F1"):
+                     "Evaluation (without_calls)", "macro-F1", "Care actions", "Contact-rule outcomes",
+                     "Outcomes of 2026-06-30's actions by 2026-07-01", "Segment changes after"):
         assert expected in result.stdout
 
 
@@ -66,7 +68,7 @@ def test_exports_match_the_warehouse_and_carry_no_pii(demo_run):
     csv = pd.read_csv(folder / "care_segments.csv", dtype=str, keep_default_na=False)
     parquet = pd.read_parquet(folder / "care_segments.parquet")
     with Warehouse(out / "warehouse.duckdb").session(read_only=True) as session:
-        in_db = session.scalar("select count(*) from care_segments_latest")
+        in_db = session.scalar("select count(*) from care_segments where as_of = $as_of", {"as_of": AS_OF})
     assert manifest["rows"] == len(csv) == len(parquet) == in_db > 0
     assert {"customer_id", "segment", "confidence", "action", "reasons", "evidence"} <= set(csv.columns)
     assert not any(contains_pii(value) for value in csv.to_numpy().ravel())
@@ -94,3 +96,40 @@ def test_rerunning_the_date_changes_nothing_and_embeds_nothing_new(demo_run):
     after = snapshot(out / "warehouse.duckdb")
     for table in TABLES:
         pd.testing.assert_frame_equal(before[table], after[table], obj=table)
+
+
+@pytest.mark.e2e
+def test_each_night_has_actions_and_channel_exports_that_keep_the_contact_window(demo_run):
+    out, _ = demo_run
+    with Warehouse(out / "warehouse.duckdb").session(read_only=True) as session:
+        counts = session.frame("select s.as_of, count(*) as segments, count(a.customer_id) as actions from "
+                               "care_segments s left join care_actions a using (as_of, customer_id) group by all")
+    assert len(counts) == 2 and (counts["segments"] == counts["actions"]).all()
+    for night in (AS_OF, SECOND):
+        folder = out / "exports" / night
+        assert (folder / "_SUCCESS").is_file()
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["policy_version"] and manifest["contact_rules_version"] and manifest["model_id"]
+        for name in ("call_list", "sms_list", "app_push", "review_queue", "care_segments"):
+            frame = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
+            assert manifest["exports"][name]["rows"] == len(frame) > 0, name
+            assert not any(contains_pii(value) for value in frame.to_numpy().ravel()), name
+        calls = pd.read_csv(folder / "call_list.csv", dtype=str, keep_default_na=False)
+        assert (calls["route"] == "standard").all()
+        for local, window in zip(calls["next_contact_at_local"], calls["contact_window"], strict=True):
+            start, end = window.split("-")
+            moment = datetime.fromisoformat(local)
+            assert moment.date() > date.fromisoformat(night)
+            assert start <= moment.strftime("%H:%M") < end
+
+
+@pytest.mark.e2e
+def test_outcome_views_follow_the_first_night_into_the_second(demo_run):
+    out, _ = demo_run
+    with Warehouse(out / "warehouse.duckdb").session(read_only=True) as session:
+        followed = session.frame("select * from action_outcomes where as_of = $as_of", {"as_of": AS_OF})
+        versus = session.frame("select * from treatment_vs_control")
+        changes = session.scalar("select count(*) from segment_change_log where changed_on = $d", {"d": SECOND})
+    assert len(followed) > 0 and (followed["followed_on"].dt.date == date(2026, 7, 1)).all()
+    assert followed["is_cured"].any() and followed["amount_recovered"].sum() > 0
+    assert set(versus["segment"]) >= {"hardship", "forgetful"} and changes > 0
