@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 CUSTOMERS ?= 3000
+NIGHTS ?= 3
 SEED ?= 7
 OUT ?= demo_out
 
@@ -25,7 +26,7 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 venv: $(STAMP)
 
 demo: venv fonts
-	$(BIN)/postloan demo --customers $(CUSTOMERS) --seed $(SEED) --out $(OUT)
+	$(BIN)/postloan demo --customers $(CUSTOMERS) --seed $(SEED) --nights $(NIGHTS) --out $(OUT)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -136,8 +136,8 @@ def _zh_date(clause: str, call_on: date, payday: int) -> tuple[date, str, str] |
         (r"(下个?月)?月?底", lambda m: (_month_end(*_add_months(call_on, 1 if m.group(1) else 0)), "month_end")),
         (r"(下个?月)?月初", lambda m: (_day_in_month(*_add_months(call_on, 1), 5), "month_start")),
         (r"发工资|发了?工资|工资(?:发|到账|下来)|发了钱|发钱|开工资|拿到工资|结了工资",
-         lambda m: (_payday_after(call_on, payday, "下个月" in clause or "下月" in clause), "payday")),
-        (r"下个?月", lambda m: (_payday_after(call_on, payday, True), "payday")),
+         lambda m: (_payday_after(call_on, payday, _zh_months_ahead(clause)), "payday")),
+        (r"下{1,2}个?月", lambda m: (_payday_after(call_on, payday, _zh_months_ahead(clause)), "payday")),
         (r"今天|今晚|今儿|马上|立刻|现在就|等下|等一下|一会|待会|下班|挂了电话|这就|晚上",
          lambda m: (call_on, "same_day")),
     ]
@@ -202,9 +202,13 @@ def _en_day_of_month(match: re.Match[str], call_on: date) -> tuple[date, str] | 
     return (_next_day_of_month(call_on, day), "day_of_month") if 1 <= day <= 31 else None
 
 
-def _payday_after(call_on: date, payday: int, next_month: bool) -> date:
-    if next_month:
-        return _day_in_month(*_add_months(call_on, 1), payday)
+def _zh_months_ahead(clause: str) -> int:
+    return 2 if re.search(r"下下个?月", clause) else 1 if re.search(r"下个?月", clause) else 0
+
+
+def _payday_after(call_on: date, payday: int, months_ahead: int | bool) -> date:
+    if months_ahead:
+        return _day_in_month(*_add_months(call_on, int(months_ahead)), payday)
     return _next_day_of_month(call_on, payday)
 
 

@@ -70,7 +70,7 @@ class ThemeSettings:
     """Refit when the Jensen-Shannon distance of tonight's theme shares from the fit's reaches this."""
     match_min_similarity: float = 0.8
     """Least centroid cosine for a refit theme to inherit a previous theme's ID."""
-    outlier_min_similarity: float = 0.55
+    outlier_min_similarity: float = 0.65
     """Least cosine for an outlier call to join its nearest theme; below it the call goes to review."""
     core_quantile: float = 0.05
     """A theme's core similarity is this quantile of its fit members' cosine to the centroid."""

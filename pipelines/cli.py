@@ -78,8 +78,10 @@ def _print_summary(summary: RunSummary, paths: RunPaths, seconds: float) -> None
         print(f"Call insight: {insight.calls} calls, {insight.clusters} clusters, {insight.outliers} outliers")
         if hasattr(insight, "review"):
             drift = "n/a" if insight.drift is None else f"{insight.drift:.3f}"
+            calls = max(insight.calls, 1)
             print(f"Themes: {insight.refit_reason or 'assigned to the fit in force'}, drift {drift}, "
-                  f"{insight.new_themes} new; {insight.review} calls to review; {insight.promises} promises to pay"
+                  f"{insight.new_themes} new; outliers {insight.outliers / calls:.1%} before, "
+                  f"{insight.review / calls:.1%} after (review queue); {insight.promises} promises to pay"
                   + (f"; LLM read {insight.llm_readings} calls, {insight.llm_disagreements} disagree"
                      if insight.llm_readings else ""))
     segments = summary.reports.get("segments")
@@ -286,6 +288,35 @@ def _add_analyst_commands(commands: Any) -> None:
     report.set_defaults(handler=_cmd_report)
 
 
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from insights.actions import load_action_policy, taxonomy_sub_reasons
+    from insights.intents import load_taxonomy
+
+    settings = _settings(args)
+    path = args.policy or settings["segment"].get("policy")
+    taxonomy = settings["insight"].get("taxonomy")
+    policy = load_action_policy(path, taxonomy_sub_reasons(load_taxonomy(Path(taxonomy) if taxonomy else None)
+                                                           .sub_reasons))
+    print(f"policy {policy.version}: {len(policy.rules)} rules, tried in this order:")
+    for rule in policy.rules:
+        reasons = ",".join(sorted(rule.sub_reasons)) if rule.sub_reasons else "any"
+        high = "" if rule.max_days_past_due >= 10**9 else str(rule.max_days_past_due)
+        print(f"  {rule.rule_id:<40} {rule.segment:<18} sub-reasons {reasons:<30} "
+              f"dpd {rule.min_days_past_due}-{high:<4} -> {';'.join(rule.treatments)}")
+    print("\n".join(f"  {p}" for p in policy.problems) if policy.problems else "no problems found")
+    return 0
+
+
+def _add_policy_command(commands: Any) -> None:
+    check = commands.add_parser("policy-check", help="check an action policy file and list its rules",
+                                description="Load the action policy like the nightly job does: errors (unknown or "
+                                            "mutually exclusive treatments, missing defaults) exit with status 2; "
+                                            "rules that can match nobody or partly overlap are listed.")
+    check.add_argument("--policy", type=Path, default=None, help="policy YAML (default: segment.policy setting)")
+    check.add_argument("--config", type=Path, default=None, help="settings YAML deep-merged over the defaults")
+    check.set_defaults(handler=_cmd_policy_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``postloan`` command."""
     parser = argparse.ArgumentParser(
@@ -336,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-of", type=_as_of, required=True, help="business date YYYY-MM-DD")
     evaluate.set_defaults(handler=_cmd_evaluate)
     _add_analyst_commands(commands)
+    _add_policy_command(commands)
     return parser
 
 

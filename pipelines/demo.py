@@ -58,7 +58,7 @@ AGENT_SCRIPT: dict[str, str] = {
 
 ATTEMPTS_FILE = "contact_attempts.csv"
 LATER_CURE_SHARE = {"forgetful": 0.45, "hardship": 0.15, "mixed": 0.08, "intent_to_default": 0.04}
-CURE_WITHIN_DAYS = 3        # a later payment falls 1-3 days after the first as-of
+CURE_WITHIN_DAYS = 2        # a later payment falls 1-2 days after the first as-of
 LATER_CALL_SHARE = 0.12     # chance an overdue customer who takes calls is called on a later day
 LATER_CALL_IDS = 500_000    # later nights' call ids start here (CALL-5xxxxx), apart from the first night's
 ATTEMPT_DAYS = 14

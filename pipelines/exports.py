@@ -105,7 +105,7 @@ def write_exports(
 
 CHANNEL_EXPORTS = ("call_list", "sms_list", "app_push", "review_queue")
 _COMMON = ["as_of", "customer_id", "segment", "segment_zh", "sub_reason", "rule_id", "experiment_group",
-           "treatments", "treatments_zh", "days_past_due", "amount_overdue", "route", "is_do_not_call",
+           "channel", "treatments", "treatments_zh", "days_past_due", "amount_overdue", "route", "is_do_not_call",
            "is_disputed", "is_complaint", "portfolio", "rule_set", "timezone", "contact_window",
            "next_contact_at_utc", "next_contact_at_local", "third_party_rule"]
 EXPORT_LAYOUTS: dict[str, list[str]] = {
@@ -116,6 +116,7 @@ EXPORT_LAYOUTS: dict[str, list[str]] = {
     "cap_excluded": ["as_of", "customer_id", "segment", "rule_id", "cost_rank", "expected_benefit",
                      "dropped_treatments"],
 }
+_CHANNEL_OF_EXPORT = {"call_list": "call", "sms_list": "sms", "app_push": "app_push", "review_queue": "review"}
 _CHANNEL_COLUMN = {"call_list": "call_treatments", "sms_list": "sms_treatments", "app_push": "app_push_treatments",
                    "review_queue": "review_treatments"}
 
@@ -145,6 +146,7 @@ def channel_exports(actions: pd.DataFrame, segments: pd.DataFrame, as_of: date,
     for name, column in _CHANNEL_COLUMN.items():
         rows = base[base[column].fillna("") != ""].copy()
         rows["treatments"] = rows[column]
+        rows["channel"] = _CHANNEL_OF_EXPORT[name]
         rows["treatments_zh"] = rows[column].map(lambda codes: _labels(codes, treatment_labels_zh))
         timing = "call" if name in ("call_list", "review_queue") else "message"
         rows["next_contact_at_utc"] = _utc_text(rows[f"next_{timing}_at_utc"])

@@ -49,7 +49,7 @@ class PublishReport:
     current: Path
     views: list[str]
     skipped_views: dict[str, str]
-    removed: list[Path]
+    removed: list[str]  # snapshot file names pruned
 
 
 def analyst_view_names() -> list[str]:
@@ -157,10 +157,9 @@ def publish_warehouse(warehouse: Path, as_of: date, settings: Mapping[str, Any])
     write_snapshot(warehouse, snapshot, finish)
     current = folder / CURRENT_NAME
     _switch(current, snapshot)
-    removed = []
-    for name in stale_snapshots(_snapshots_newest_first(folder), int(options.get("keep", 7))):
+    removed = stale_snapshots(_snapshots_newest_first(folder), int(options.get("keep", 7)))
+    for name in removed:
         (folder / name).unlink(missing_ok=True)
-        removed.append(folder / name)
     log.info("published %s as %s (%d views, %d old snapshots removed)", snapshot, current, len(views.created),
              len(removed))
     return PublishReport(snapshot=snapshot, current=current, views=views.created, skipped_views=views.skipped,

@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -536,7 +537,7 @@ def write_report(warehouse: Path, as_of: date, out_dir: Path, settings: Mapping[
     folder = Path(out_dir) / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "index.html"
-    temporary = folder / f".index.html.tmp-{id(page)}"
+    temporary = folder / f".index.html.tmp-{os.getpid()}"
     temporary.write_text(page, encoding="utf-8")
     temporary.replace(target)
     sections = {"themes": "call_map" in charts, "outcomes": len(content.outcomes) > 0,

@@ -165,3 +165,21 @@ def test_errors_stop_the_load_with_every_reason():
         action_policy_from_mapping({"segments": {}})
     with pytest.raises(FileNotFoundError):
         load_action_policy("/nonexistent/policy.yaml")
+
+
+def test_the_policy_check_command_lists_rules_and_fails_on_errors(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["policy-check"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    raw = copy.deepcopy(RAW)
+    raw["rules"].append({"id": "shadowed", "segment": "hardship", "min_days_past_due": 70,
+                         "treatments": ["caring_sms"]})
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert main(["policy-check", "--policy", str(path)]) == 0
+    assert "matches_nobody [shadowed]: every customer it covers is taken first by hardship_m3_plan_and_person" in \
+        capsys.readouterr().out
+    raw["rules"].append({"id": "typo", "segment": "hardship", "treatments": ["nope"]})
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert main(["policy-check", "--policy", str(path)]) == 2

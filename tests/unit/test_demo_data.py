@@ -181,7 +181,7 @@ def test_files_have_exactly_the_contract_columns_and_truth_stays_out_of_landing(
     assert tuple(truth.columns) == ("customer_id", "archetype", "segment", "sub_reason")
     assert tuple(quarantine.columns) == ("source_file", "source_row", "rule")
     landing_files = sorted(path.name for path in files.landing_dir.iterdir())
-    assert landing_files == ["calls.jsonl", "customers.csv", "repayments.csv"]
+    assert landing_files == ["calls.jsonl", "contact_attempts.csv", "customers.csv", "repayments.csv"]
     assert list(customers["customer_id"]) == [f"C{i:06d}" for i in range(1, CUSTOMERS + 1)]
     assert list(truth["customer_id"]) == list(customers["customer_id"])
     assert set(customers["language"]) == {"zh", "en"}

@@ -92,10 +92,10 @@ def test_earliest_contact_is_the_next_local_midnight():
 
 def actions_frame() -> pd.DataFrame:
     return pd.DataFrame([
-        {"customer_id": "CN", "segment": "forgetful", "sub_reason": "", "treatments": "reminder_before_due;human_follow_up",
-         "reasons": "habitual_1_3_days_late;dpd_m1;no_calls"},
-        {"customer_id": "US", "segment": "hardship", "sub_reason": "job_loss", "treatments": "caring_sms;human_follow_up",
-         "reasons": "call_hardship"},
+        {"customer_id": "CN", "segment": "forgetful", "sub_reason": "",
+         "treatments": "reminder_before_due;human_follow_up", "reasons": "habitual_1_3_days_late;dpd_m1;no_calls"},
+        {"customer_id": "US", "segment": "hardship", "sub_reason": "job_loss",
+         "treatments": "caring_sms;human_follow_up", "reasons": "call_hardship"},
         {"customer_id": "DISPUTE", "segment": "intent_to_default", "sub_reason": "disputes_debt",
          "treatments": "dispute_review", "reasons": "call_disputes_debt"},
         {"customer_id": "NOZONE", "segment": "needs_review", "sub_reason": "", "treatments": "human_review",

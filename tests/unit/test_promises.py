@@ -21,6 +21,7 @@ WEDNESDAY = date(2026, 6, 24)
     ("二十八号我去还", date(2026, 6, 28), "day_of_month"),
     ("月底之前一定还上", date(2026, 6, 30), "month_end"),
     ("等发工资后我就还", date(2026, 7, 15), "payday"),
+    ("下下个月发了钱我先还", date(2026, 8, 15), "payday"),
     ("好的好的 我等下就处理", WEDNESDAY, "same_day"),
     ("过几天凑齐了就还", date(2026, 6, 27), "relative"),
     ("i'll pay next friday", date(2026, 7, 3), "weekday"),
