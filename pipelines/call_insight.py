@@ -51,6 +51,8 @@ class InsightReport:
     promises: int = 0
     llm_readings: int = 0
     llm_disagreements: int = 0
+    outlier_share_before: float = 0.0
+    outlier_share_after: float = 0.0
 
 
 def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str, Any]) -> InsightReport:
@@ -129,7 +131,9 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         review=int(calls["is_review"].fillna(False).astype(bool).sum()) if len(calls) else 0,
         refit_reason=night.refit_reason, drift=night.drift, new_themes=int(runs["new_themes"]),
         promises=len(found), llm_readings=0 if readings is None else len(readings),
-        llm_disagreements=int(calls["llm_disagrees"].fillna(False).astype(bool).sum()) if len(calls) else 0)
+        llm_disagreements=int(calls["llm_disagrees"].fillna(False).astype(bool).sum()) if len(calls) else 0,
+        outlier_share_before=float(runs["outlier_share_before"]),
+        outlier_share_after=float(runs["outlier_share_after"]))
     log.info("call insight: %s", report)
     return report
 

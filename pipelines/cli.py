@@ -78,10 +78,9 @@ def _print_summary(summary: RunSummary, paths: RunPaths, seconds: float) -> None
         print(f"Call insight: {insight.calls} calls, {insight.clusters} clusters, {insight.outliers} outliers")
         if hasattr(insight, "review"):
             drift = "n/a" if insight.drift is None else f"{insight.drift:.3f}"
-            calls = max(insight.calls, 1)
             print(f"Themes: {insight.refit_reason or 'assigned to the fit in force'}, drift {drift}, "
-                  f"{insight.new_themes} new; outliers {insight.outliers / calls:.1%} before, "
-                  f"{insight.review / calls:.1%} after (review queue); {insight.promises} promises to pay"
+                  f"{insight.new_themes} new; outliers {insight.outlier_share_before:.1%} of calls with words, "
+                  f"{insight.outlier_share_after:.1%} left for review; {insight.promises} promises to pay"
                   + (f"; LLM read {insight.llm_readings} calls, {insight.llm_disagreements} disagree"
                      if insight.llm_readings else ""))
     segments = summary.reports.get("segments")

@@ -73,34 +73,6 @@ def _write_atomically(target: Path, write: Any) -> str:
     return checksum
 
 
-def write_exports(
-    frame: pd.DataFrame, exports_dir: Path, as_of: date, name: str, formats: list[str], meta: Mapping[str, Any]
-) -> ExportReport:
-    """Write ``<exports>/<as_of>/<name>.csv|.parquet`` and ``<name>.manifest.json`` (last), replacing old ones."""
-    folder = Path(exports_dir) / as_of.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    if "csv" in formats:
-        files[f"{name}.csv"] = _write_atomically(
-            folder / f"{name}.csv", lambda p: frame.to_csv(p, index=False, encoding="utf-8", lineterminator="\n"))
-    if "parquet" in formats:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        files[f"{name}.parquet"] = _write_atomically(folder / f"{name}.parquet", lambda p: pq.write_table(table, p))
-    manifest = {
-        "as_of": as_of.isoformat(),
-        "name": name,
-        "rows": len(frame),
-        "columns": list(frame.columns),
-        "files": {file: {"sha256": digest} for file, digest in files.items()},
-        **meta,
-    }
-    _write_atomically(folder / f"{name}.manifest.json",
-                      lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                             encoding="utf-8"))
-    log.info("exported %d rows to %s (%s)", len(frame), folder, ", ".join(files))
-    return ExportReport(folder=folder, rows=len(frame), files=files)
-
-
 # --- outreach exports: one list per channel, the whole folder swapped in at once --------------------------------
 
 CHANNEL_EXPORTS = ("call_list", "sms_list", "app_push", "review_queue")

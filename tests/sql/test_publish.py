@@ -211,3 +211,13 @@ def test_pure_helpers():
     assert published_dir(Path("/data/wh.duckdb"), "/srv/pub") == Path("/srv/pub")
     assert published_current({"publish": {"dir": None}}, Path("/data/wh.duckdb")) == \
         Path("/data/published/current.duckdb")
+
+
+def test_publish_and_report_are_the_last_stages_of_the_job_and_of_the_dag():
+    import runpy
+
+    from pipelines.nightly import STAGES
+
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "care_segments_nightly.py"
+    assert list(STAGES)[-2:] == ["publish", "report"]
+    assert runpy.run_path(str(dag_file))["STAGES"][-2:] == ["publish", "report"]

@@ -132,3 +132,21 @@ def test_disagreements_need_two_stated_intents():
                           "intent": ["hardship", "hardship", "unclear", "forgetful"]})
     readings = pd.DataFrame({"call_id": ["a", "b", "c"], "reason": ["hardship", "intent_to_default", "hardship"]})
     assert llm.disagreements(calls, readings).tolist() == [False, True, False, False]
+
+
+def test_the_stage_reads_whole_calls_and_types_the_promise_date(server):
+    from insights.intents import load_taxonomy
+    from pipelines.call_insight import _llm_disagrees, _llm_readings
+
+    utterances = pd.DataFrame({"call_id": ["A", "A", "B"], "customer_id": ["c1", "c1", "c2"], "turn_no": [2, 1, 1],
+                               "text": ["发工资就还", "我被裁员了", "i forgot"]})
+    call_on = pd.Series([CALL_DAY, CALL_DAY], index=["A", "B"], dtype=object)
+    assert _llm_readings(utterances, call_on, {"backend": "none"}, load_taxonomy()) is None
+    readings = _llm_readings(utterances, call_on, {"backend": "openai_compatible", "base_url": server,
+                                                   "model": "m", "max_calls": 1}, load_taxonomy())
+    assert readings is not None and readings["call_id"].tolist() == ["A"]
+    assert str(readings["promised_on"].dtype).startswith("datetime64")
+    assert "我被裁员了\n发工资就还" in _ChatCompletions.requests[-1]["body"]["messages"][1]["content"]
+    calls = pd.DataFrame({"call_id": ["A", "B"], "intent": ["forgetful", "forgetful"]})
+    assert _llm_disagrees(calls, readings).tolist() == [True, False]
+    assert _llm_disagrees(calls, None).tolist() == [False, False]
