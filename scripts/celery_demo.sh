@@ -91,7 +91,7 @@ for n in 1 2; do
 done
 
 say "demo data, trigger through the REST API, wait"
-"$BIN/python" - "$WORK" "$CUSTOMERS" <<'PY'
+STARTED_PIDS="${GROUPS_STARTED[*]}" "$BIN/python" - "$WORK" "$CUSTOMERS" <<'PY'
 import os
 import sys
 import time
@@ -119,6 +119,11 @@ client = httpx.Client(base_url=base, timeout=30)
 def wait(what, check, seconds=600):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        for pid in os.environ["STARTED_PIDS"].split():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                sys.exit(f"a process this script started (pid {pid}) has exited; see the logs in {work}")
         try:
             found = check()
         except httpx.HTTPError:
