@@ -18,14 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines.contracts import (
+    CONTRACT_ENGINES,
     Contract,
     ContractError,
     contract_failures,
+    contract_failures_sql,
     derived_select_list,
     table_contract,
 )
@@ -223,31 +226,44 @@ def _file_check(checked: CheckedRows) -> _FileCheck:
 # --- contracts -------------------------------------------------------------------------------------
 
 
-def _contract_frame(session: Session, contract: Contract, as_of: date) -> pd.DataFrame:
-    """Return the frame a contract checks: the table's as_of partition or its model, plus derived columns."""
+def _contract_relation(session: Session, contract: Contract, partition: str) -> str:
+    """Return the relation a contract checks: the partition or the contract's model, plus derived columns.
+
+    A model (an aggregate over the partition) is materialised once into a temp table, as every expectation
+    scans it.
+    """
     derived = derived_select_list(contract)
-    if contract.model:
-        query = f"select *{derived} from (\n{sql_text(contract.model)}\n) as model"
-    else:
-        query = f"select *{derived} from {contract.table} where as_of = $as_of"
-    return session.frame(query, {"as_of": as_of})
+    if not contract.model:
+        return f"(select *{derived} from {partition} as rows_checked)" if derived else partition
+    session.execute(f"create or replace temp table contract_rows as select *{derived} from (\n"
+                    f"{sql_text(contract.model)}\n) as model")
+    return "contract_rows"
 
 
 def _contract_check(
-    session: Session, as_of: date, contracts: Sequence[Contract]
-) -> Callable[[pd.DataFrame], None]:
-    """Return the validate callback of a partition replacement: run ``contracts``, raise the first failure."""
+    as_of: date, contracts: Sequence[Contract], engine: str = "duckdb"
+) -> Callable[[Session, str, dict[str, Any]], None]:
+    """Return the in-place validate callback of a partition replacement: run ``contracts``, raise the first failure.
 
-    def check(partition: pd.DataFrame) -> None:
+    ``engine`` "duckdb" evaluates the suites in the warehouse (``contract_failures_sql``); "great_expectations"
+    pulls each relation into pandas and runs GE's pandas engine (slower; the reference).
+    """
+    if engine not in CONTRACT_ENGINES:
+        raise ValueError(f"unknown contract engine {engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
+
+    def check(session: Session, partition: str, params: dict[str, Any]) -> None:
         for contract in contracts:
             started = time.perf_counter()
-            plain = contract.model is None and not contract.derived_columns
-            frame = partition if plain else _contract_frame(session, contract, as_of)
-            failures = contract_failures(frame, contract)
+            relation = _contract_relation(session, contract, partition)
+            if engine == "duckdb":
+                failures = contract_failures_sql(session.frame, relation, contract, params)
+            else:
+                failures = contract_failures(session.frame(f"select * from {relation}", params), contract)
+            session.execute("drop table if exists contract_rows")
             if not failures.empty:
                 raise ContractError(contract, failures)
-            log.info("contract %s passed: %d expectations on %d rows in %.1f s", contract.table,
-                     len(contract.expectations), len(frame), time.perf_counter() - started)
+            log.info("contract %s passed (%s): %d expectations in %.1f s", contract.table, engine,
+                     len(contract.expectations), time.perf_counter() - started)
 
     return check
 
@@ -273,13 +289,14 @@ def _write_checked(
 
 
 def _write_staged(
-    session: Session, as_of: date, sources: dict[str, pd.DataFrame | str], contracts: dict[str, Contract]
+    session: Session, as_of: date, sources: dict[str, pd.DataFrame | str], contracts: dict[str, Contract],
+    engine: str = "duckdb",
 ) -> dict[str, int]:
     """Replace each staged table's partition under its contracts; return the rows written per table."""
     written = {}
     for table in STAGED_TABLES:
-        check = _contract_check(session, as_of, [contracts[name] for name in CONTRACTS_BY_TABLE[table]])
-        written[table] = session.replace_partition(table, as_of, sources[table], validate=check)
+        check = _contract_check(as_of, [contracts[name] for name in CONTRACTS_BY_TABLE[table]], engine)
+        written[table] = session.replace_partition(table, as_of, sources[table], validate_in_place=check)
     return written
 
 
@@ -289,12 +306,18 @@ def _expect_written(written: dict[str, int], expected: dict[str, int]) -> None:
         raise ReconciliationError(f"rows written differ from rows checked (written, expected): {wrong}")
 
 
-def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto") -> LoadReport:
+def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto",
+                 contract_engine: str = "duckdb") -> LoadReport:
     """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
+
+    ``contract_engine`` says how the table contracts are evaluated: "duckdb" (in the warehouse, the default)
+    or "great_expectations" (GE's pandas engine on frames pulled from the warehouse).
 
     Raises LandingError (bad folder, encoding or columns; nothing written), ReconciliationError (a bug) or
     ContractError (quarantine and reconciliation written, the failing table's partition rolled back).
     """
+    if contract_engine not in CONTRACT_ENGINES:
+        raise ValueError(f"unknown contract engine {contract_engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     files = landing_files(landing_dir)
@@ -315,7 +338,7 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
                 "stg_call_turns": turns,
                 "stg_customers": customers.good,
             }
-            written = _write_staged(session, as_of, sources, contracts)
+            written = _write_staged(session, as_of, sources, contracts, contract_engine)
             _expect_written(written, {
                 "stg_repayments": repayments.rows_loaded,
                 "stg_calls": len(calls.good),

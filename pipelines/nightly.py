@@ -74,7 +74,8 @@ def stage_load(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any
     from pipelines.loading import load_landing
 
     return load_landing(paths.landing, Warehouse(paths.warehouse), as_of,
-                        encoding=str(settings["landing"]["encoding"]))
+                        encoding=str(settings["landing"]["encoding"]),
+                        contract_engine=str(settings["landing"].get("contract_engine", "duckdb")))
 
 
 def stage_behaviour(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:

@@ -113,12 +113,15 @@ class Session:
         *,
         where: str = "",
         validate: Callable[[pd.DataFrame], None] | None = None,
+        validate_in_place: Callable[[Session, str, dict[str, Any]], None] | None = None,
     ) -> int:
         """Replace the ``as_of`` partition of ``table`` with ``rows`` (a frame or a select statement).
 
         ``where`` narrows the partition further (e.g. ``source_file = 'calls.jsonl'``). Columns are matched by
         name; missing ones become null. When ``validate`` is given it receives the partition as written and may
-        raise, which rolls the whole replacement back. Returns the number of rows written.
+        raise, which rolls the whole replacement back. ``validate_in_place`` does the same without the frame: it
+        gets this session, the partition as a parenthesised select and its parameters, to check it in SQL.
+        Returns the number of rows written.
         """
         table = _identifier(table)
         scope = f"as_of = $as_of{(' and ' + where) if where else ''}"
@@ -148,6 +151,8 @@ class Session:
             ).fetchall()[0]
             if validate is not None:
                 validate(self.frame(f"select * from {table} where {scope}", bound))
+            if validate_in_place is not None:
+                validate_in_place(self, f"(select * from {table} where {scope})", bound)
             self._con.execute("commit")
         except BaseException:
             self._con.execute("rollback")
