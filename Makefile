@@ -51,8 +51,10 @@ browser: fonts
 strip-notebooks: venv
 	$(BIN)/python notebooks/strip_outputs.py
 
+# benchmarks print figures and assert nothing (bench/RESULTS.md); SCALE=S|M|L (10k / 200k / 1M customers)
+SCALE ?= S
 bench: venv
-	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_scale.py --scale $(SCALE) --workdir bench/out/$(SCALE)
 
 clean:
 	rm -rf $(OUT) .mypy_cache .ruff_cache

@@ -1,25 +1,43 @@
 """Time every stage of a full nightly run at a chosen scale, each stage in its own process (as Airflow runs it).
 
-Usage: python bench/bench_scale.py --scale S|M|L [--customers N] [--workdir DIR]
-Prints a table (stage, rows, seconds, rows/s, peak RSS of the stage's process) and side-by-side ratios measured
-in the same run: the load stage vs plain DuckDB read_csv of the same file, and the embed stage vs the bare
-model's encode on the same texts. Asserts nothing.
+Usage: python bench/bench_scale.py --scale S|M|L [--customers N] [--calls N] [--workdir DIR] [--no-incremental]
+       [--no-ge-load]
+
+Data: the demo generator (``pipelines.demo.write_demo_data``) writes a base night of up to 200k customers (its
+memory grows with the customer count: about 2.5 GB at 200k); larger scales replicate that base with renamed
+loan and customer ids (``R<k>`` suffix), streamed through DuckDB, so L never holds 1M customers in Python.
+Calls per night are picked evenly from the base night's calls (issue 7: M 20k, L 100k, i.e. customers / 10).
+
+Prints a table per night (stage, rows, seconds, rows/s, peak RSS of the stage's process) and side-by-side ratios
+measured in the same run: the load stage vs plain DuckDB read_csv of the same repayments file (and the load
+stage with the Great Expectations pandas contract engine, the previous default); the embed stage vs the bare
+model's encode on the same texts; an incremental second night (1% new repayment rows, 10% new calls, on the
+first night's warehouse) vs the full first night. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
+
 SCALES = {"S": 10_000, "M": 200_000, "L": 1_000_000}
+BASE_CUSTOMERS_MAX = 200_000
 POSTLOAN = str(Path(sys.executable).with_name("postloan"))
+ID_COLUMNS = {"repayments.csv": ("loan_id", "customer_id"), "customers.csv": ("customer_id",),
+              "contact_attempts.csv": ("customer_id",)}
 
 # the table whose as-of partition counts a stage's output rows
 STAGE_ROWS = {
@@ -28,12 +46,113 @@ STAGE_ROWS = {
     "embed": "select count(*) from call_utterances where as_of = $as_of",
     "call_insight": "select count(*) from call_insights where as_of = $as_of",
     "segments": "select count(*) from care_segments where as_of = $as_of",
+    "actions": "select count(*) from care_actions where as_of = $as_of",
     "export": "select count(*) from care_segments where as_of = $as_of",
 }
 
 
-def _timed_process(command: list[str]) -> tuple[float, float]:
-    """Run a command; return (seconds, peak RSS in MB of that process)."""
+# --- data at scale -----------------------------------------------------------------------------------------------
+
+
+def _replicated_csv(source: Path, target: Path, id_columns: tuple[str, ...], replicas: int) -> None:
+    """Write ``source`` followed by ``replicas - 1`` copies with ``R<k>`` appended to non-empty ids (DuckDB COPY)."""
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    header = con.execute(f"select * from read_csv('{source}', all_varchar = true, header = true) limit 0").description
+    columns = [column[0] for column in header]
+
+    def renamed(k: int) -> str:
+        return ", ".join(
+            f"case when trim(coalesce({c}, '')) = '' then {c} else {c} || 'R{k}' end as {c}" if c in id_columns and k
+            else c for c in columns)
+
+    parts = " union all ".join(
+        f"(select {renamed(k)} from read_csv('{source}', all_varchar = true, header = true, strict_mode = false))"
+        for k in range(replicas))
+    con.execute(f"copy ({parts}) to '{target}' (header, delimiter ',')")
+    con.close()
+
+
+def _calls_lines(base: Path, count: int, replicas: int, skip: set[int] | None = None) -> list[tuple[int, bytes]]:
+    """Return ``count`` (line number, line) picked evenly from the base calls, customer ids spread over replicas."""
+    lines = [(number, line) for number, line in enumerate(base.read_bytes().splitlines(keepends=True))
+             if line.strip() and (skip is None or number not in skip)]
+    step = max(1, len(lines) / max(count, 1))
+    picked = [lines[int(i * step)] for i in range(min(count, len(lines)))]
+    if replicas == 1:
+        return picked
+    spread = []
+    for i, (number, line) in enumerate(picked):
+        k = i % replicas
+        try:
+            record = json.loads(line)
+        except ValueError:
+            spread.append((number, line))
+            continue
+        if k and isinstance(record, dict) and isinstance(record.get("customer_id"), str) and record["customer_id"]:
+            record["customer_id"] += f"R{k}"
+            line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        spread.append((number, line))
+    return spread
+
+
+def _new_call(line: bytes, as_of: date) -> bytes:
+    """Return a base call line as a call of night ``as_of``: a new id and a start time that day."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    record["call_id"] = f"{record.get('call_id')}-N{as_of:%m%d}"
+    record["started_at"] = f"{as_of.isoformat()}T10:30:00+08:00"
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode()
+
+
+def write_scaled_nights(workdir: Path, customers: int, calls: int) -> tuple[Path, Path, date, date, float]:
+    """Write night 1 and an incremental night 2 landing folder; return (landing1, landing2, as_of1, as_of2, seconds)."""
+    from pipelines.demo import write_demo_data
+
+    started = time.perf_counter()
+    base_customers = min(customers, BASE_CUSTOMERS_MAX)
+    replicas = math.ceil(customers / base_customers)
+    base = write_demo_data(workdir / "base", customers=base_customers)
+    as_of1, as_of2 = base.as_of, base.as_of + timedelta(days=1)
+    night1, night2 = workdir / "night1", workdir / "night2"
+    for folder in (night1, night2):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    for name, id_columns in ID_COLUMNS.items():
+        source = base.landing_dir / name
+        if replicas == 1:
+            shutil.copyfile(source, night1 / name)
+        else:
+            _replicated_csv(source, night1 / name, id_columns, replicas)
+    base_calls = base.landing_dir / "calls.jsonl"
+    picked = _calls_lines(base_calls, calls, replicas)
+    (night1 / "calls.jsonl").write_bytes(b"".join(line for _, line in picked))
+    # night 2: the same extract plus 1% new payment rows and 10% new calls (calls night 1 did not have)
+    shutil.copyfile(night1 / "customers.csv", night2 / "customers.csv")
+    shutil.copyfile(night1 / "contact_attempts.csv", night2 / "contact_attempts.csv")
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    source = f"read_csv('{night1 / 'repayments.csv'}', all_varchar = true, header = true, strict_mode = false)"
+    con.execute(
+        f"copy (select * from {source} union all select loan_id, customer_id, installment_no, due_date, amount_due, "
+        f"'{as_of2.isoformat()}', '1.00' from (select row_number() over () as n, * from {source}) "
+        f"where n % 100 = 7) to '{night2 / 'repayments.csv'}' (header, delimiter ',')")
+    con.close()
+    new_calls = _calls_lines(base_calls, max(1, calls // 10), replicas, skip={number for number, _ in picked})
+    (night2 / "calls.jsonl").write_bytes(
+        (night1 / "calls.jsonl").read_bytes() + b"".join(_new_call(line, as_of2) for _, line in new_calls))
+    return night1, night2, as_of1, as_of2, time.perf_counter() - started
+
+
+# --- timing ------------------------------------------------------------------------------------------------------
+
+
+def _timed_stage(command: list[str]) -> tuple[float, float]:
+    """Run one stage process; return (seconds, its peak RSS in MB)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -44,14 +163,42 @@ def _timed_process(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def _rows(warehouse: Path, stage: str, as_of: object) -> int:
-    from pipelines.warehouse import Warehouse
-
+def _rows(warehouse: Path, stage: str, as_of: date) -> int:
     query = STAGE_ROWS.get(stage)
     if query is None:
         return 0
-    with Warehouse(warehouse).session(read_only=True) as session:
-        return int(session.scalar(query, {"as_of": as_of}) or 0)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return int(con.execute(query.replace("$as_of", "?"), [as_of]).fetchall()[0][0] or 0)
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()
+
+
+def run_night(landing: Path, warehouse: Path, exports: Path, as_of: date,
+              config: Path | None = None) -> dict[str, tuple[int, float, float]]:
+    """Run every stage in its own process; return stage -> (rows, seconds, peak RSS MB)."""
+    from pipelines.nightly import STAGES
+
+    by_stage = {}
+    for stage in STAGES:
+        command = [POSTLOAN, "-q", "run", "--landing", str(landing), "--warehouse", str(warehouse),
+                   "--exports", str(exports), "--as-of", as_of.isoformat(), "--stage", stage]
+        if config is not None:
+            command += ["--config", str(config)]
+        seconds, rss = _timed_stage(command)
+        by_stage[stage] = (_rows(warehouse, stage, as_of), seconds, rss)
+    return by_stage
+
+
+def print_table(title: str, by_stage: dict[str, tuple[int, float, float]]) -> float:
+    total = sum(seconds for _, seconds, _ in by_stage.values())
+    print(f"\n{title}\n{'stage':<14}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
+    for stage, (rows, seconds, rss) in by_stage.items():
+        print(f"{stage:<14}{rows:>12,}{seconds:>10.1f}{rows / seconds if seconds else 0:>12,.0f}{rss:>13,.0f}")
+    print(f"{'total':<14}{'':>12}{total:>10.1f}{'':>12}{max(r for _, _, r in by_stage.values()):>13,.0f}")
+    return total
 
 
 def _plain_read_csv(csv: Path, workdir: Path) -> float:
@@ -59,12 +206,13 @@ def _plain_read_csv(csv: Path, workdir: Path) -> float:
             "con.execute(f\"create table t as select * from read_csv('{sys.argv[1]}')\"); con.close()")
     target = workdir / "plain.duckdb"
     target.unlink(missing_ok=True)
-    seconds, _ = _timed_process([sys.executable, "-c", code, str(csv), str(target)])
+    seconds, _ = _timed_stage([sys.executable, "-c", code, str(csv), str(target)])
+    target.unlink(missing_ok=True)
     return seconds
 
 
-def _bare_encode(warehouse: Path, as_of: object) -> tuple[float, int]:
-    """Time the bare model's encode on the distinct texts the embed stage encoded (fresh process, fresh model)."""
+def _bare_encode(warehouse: Path, as_of: date) -> tuple[float, float, int]:
+    """Time the bare model on the distinct texts the embed stage encoded: (whole process, encode only, texts)."""
     code = (
         "import sys, time, duckdb\n"
         "from insights.embedding import UseOnnxEmbedder\n"
@@ -75,50 +223,77 @@ def _bare_encode(warehouse: Path, as_of: object) -> tuple[float, int]:
         "model = UseOnnxEmbedder()\n"
         "started = time.perf_counter(); model.encode(texts); print(time.perf_counter() - started, len(texts))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(warehouse), str(as_of)], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return float(out[0]), int(out[1])
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, str(warehouse), as_of.isoformat()], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return time.perf_counter() - started, float(out[0]), int(out[1])
+
+
+def _machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{platform.node()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, load average {load}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=list(SCALES), default="S")
     parser.add_argument("--customers", type=int, default=None, help="override the scale's customer count")
+    parser.add_argument("--calls", type=int, default=None, help="calls in the night's file (default customers/10)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temp dir)")
+    parser.add_argument("--no-incremental", action="store_true", help="skip the incremental second night")
+    parser.add_argument("--no-ge-load", action="store_true", help="skip the load with the GE pandas contract engine")
     args = parser.parse_args()
     customers = args.customers or SCALES[args.scale]
+    calls = args.calls or max(1, customers // 10)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="postloan-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    from pipelines.demo import write_demo_data
-    from pipelines.nightly import STAGES
-
-    started = time.perf_counter()
-    demo = write_demo_data(workdir / "demo", customers=customers)
-    generated = time.perf_counter() - started
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {_machine()}")
+    night1, night2, as_of1, as_of2, generated = write_scaled_nights(workdir, customers, calls)
+    csv = night1 / "repayments.csv"
+    repayment_rows = sum(1 for _ in csv.open("rb")) - 1
+    print(f"scale {args.scale}: {customers:,} customers, {repayment_rows:,} repayment rows "
+          f"({csv.stat().st_size / 1e6:.0f} MB), {calls:,} calls; data written in {generated:.0f} s")
     warehouse, exports = workdir / "warehouse.duckdb", workdir / "exports"
-    warehouse.unlink(missing_ok=True)
+    for leftover in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        leftover.unlink(missing_ok=True)
     shutil.rmtree(exports, ignore_errors=True)
-    csv = demo.landing_dir / "repayments.csv"
-    print(f"scale {args.scale}: {customers} customers, repayments.csv {csv.stat().st_size / 1e6:.0f} MB "
-          f"(generated in {generated:.0f} s), cores {os.cpu_count()}")
-    rows_by_stage: dict[str, tuple[int, float, float]] = {}
-    for stage in STAGES:
-        seconds, rss = _timed_process([POSTLOAN, "-q", "run", "--landing", str(demo.landing_dir), "--warehouse",
-                                       str(warehouse), "--exports", str(exports), "--as-of",
-                                       demo.as_of.isoformat(), "--stage", stage])
-        rows_by_stage[stage] = (_rows(warehouse, stage, demo.as_of), seconds, rss)
-    total = sum(seconds for _, seconds, _ in rows_by_stage.values())
-    print(f"\n{'stage':<14}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
-    for stage, (rows, seconds, rss) in rows_by_stage.items():
-        print(f"{stage:<14}{rows:>12,}{seconds:>10.1f}{rows / seconds if seconds else 0:>12,.0f}{rss:>13,.0f}")
-    print(f"{'total':<14}{'':>12}{total:>10.1f}")
-    plain = statistics.median(_plain_read_csv(csv, workdir) for _ in range(3))
-    load_rows, load_seconds, _ = rows_by_stage["load"]
-    print(f"\nload stage {load_seconds:.1f} s vs plain read_csv of repayments.csv {plain:.1f} s (median of 3): "
-          f"{load_seconds / plain:.1f}x (the stage also loads calls and customers and runs the contracts)")
-    bare, texts = _bare_encode(warehouse, demo.as_of)
-    print(f"embed stage {rows_by_stage['embed'][1]:.1f} s (whole process, cache empty) vs bare encode of the same "
-          f"{texts:,} distinct texts {bare:.1f} s: {rows_by_stage['embed'][1] / bare:.2f}x")
+    first = run_night(night1, warehouse, exports, as_of1)
+    total = print_table(f"night 1 ({as_of1}, full run on an empty warehouse); load average "
+                        f"{os.getloadavg()[0]:.2f}", first)
+
+    plain = [_plain_read_csv(csv, workdir) for _ in range(3)]
+    load_seconds = first["load"][1]
+    print(f"\nload stage {load_seconds:.1f} s vs plain DuckDB read_csv of repayments.csv into a table "
+          f"{statistics.median(plain):.1f} s (median of 3, each a fresh process): "
+          f"{load_seconds / statistics.median(plain):.1f}x (the stage also reads, checks and redacts the calls and "
+          "customers, writes quarantine and runs the contracts)")
+    if not args.no_ge_load:
+        config = workdir / "ge_contracts.yaml"
+        config.write_text("landing:\n  contract_engine: great_expectations\n", encoding="utf-8")
+        other = workdir / "warehouse-ge.duckdb"
+        other.unlink(missing_ok=True)
+        ge_seconds, ge_rss = _timed_stage([POSTLOAN, "-q", "run", "--landing", str(night1), "--warehouse", str(other),
+                                           "--exports", str(workdir / "exports-ge"), "--as-of", as_of1.isoformat(),
+                                           "--stage", "load", "--config", str(config)])
+        plain.append(_plain_read_csv(csv, workdir))
+        other.unlink(missing_ok=True)
+        print(f"load stage with the GE pandas contract engine (before this change) {ge_seconds:.1f} s, peak RSS "
+              f"{ge_rss:,.0f} MB: {ge_seconds / statistics.median(plain):.1f}x read_csv (median of "
+              f"{len(plain)}); the DuckDB contract engine is {ge_seconds / load_seconds:.1f}x faster")
+    bare_process, bare_encode, texts = _bare_encode(warehouse, as_of1)
+    embed_seconds = first["embed"][1]
+    print(f"embed stage {embed_seconds:.1f} s (its whole process, cache empty) vs the bare model on the same "
+          f"{texts:,} distinct texts: {bare_process:.1f} s as a whole process (import, model load, read texts, "
+          f"encode) -> {embed_seconds / bare_process:.2f}x; encode() alone {bare_encode:.1f} s -> "
+          f"{embed_seconds / bare_encode:.2f}x")
+    print("clustering + naming vs BERTopic: not measured, BERTopic is not installed in the bench environment")
+    if not args.no_incremental:
+        second = run_night(night2, warehouse, exports, as_of2)
+        incremental = print_table(f"night 2 ({as_of2}, incremental: 1% new repayment rows, 10% new calls, on night "
+                                  f"1's warehouse); load average {os.getloadavg()[0]:.2f}", second)
+        print(f"\nincremental night {incremental:.1f} s vs full night {total:.1f} s: {incremental / total:.0%}")
+    print(f"\nend: {time.strftime('%H:%M:%S')}; load average {os.getloadavg()[0]:.2f}")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -63,10 +63,10 @@ def _summary(report: Any) -> Any:
 def settings_for_run(params: Mapping[str, Any]) -> dict[str, Any]:
     """Return the run's settings: ``config`` param (else $POSTLOAN_CONFIG / defaults), plus ``full_refit``.
 
-    ``full_refit: true`` sets ``insight.full_refit`` for the call-insight stage (refit the themes instead of
-    assigning new calls to the existing ones).
+    ``full_refit: true`` makes tonight a refit night for the call themes instead of assigning the calls to the
+    themes in force: ``insight.themes.refit_every_days: 1``, and the fit in force is always from an earlier night.
     """
-    overrides = {"insight": {"full_refit": True}} if params.get("full_refit") else None
+    overrides = {"insight": {"themes": {"refit_every_days": 1}}} if params.get("full_refit") else None
     return load_settings(params.get("config") or None, overrides)
 
 

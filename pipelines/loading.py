@@ -226,7 +226,7 @@ def _file_check(checked: CheckedRows) -> _FileCheck:
 # --- contracts -------------------------------------------------------------------------------------
 
 
-def _contract_relation(session: Session, contract: Contract, partition: str) -> str:
+def _contract_relation(session: Session, contract: Contract, partition: str, params: dict[str, Any]) -> str:
     """Return the relation a contract checks: the partition or the contract's model, plus derived columns.
 
     A model (an aggregate over the partition) is materialised once into a temp table, as every expectation
@@ -236,7 +236,7 @@ def _contract_relation(session: Session, contract: Contract, partition: str) -> 
     if not contract.model:
         return f"(select *{derived} from {partition} as rows_checked)" if derived else partition
     session.execute(f"create or replace temp table contract_rows as select *{derived} from (\n"
-                    f"{sql_text(contract.model)}\n) as model")
+                    f"{sql_text(contract.model)}\n) as model", params)
     return "contract_rows"
 
 
@@ -254,7 +254,7 @@ def _contract_check(
     def check(session: Session, partition: str, params: dict[str, Any]) -> None:
         for contract in contracts:
             started = time.perf_counter()
-            relation = _contract_relation(session, contract, partition)
+            relation = _contract_relation(session, contract, partition, params)
             if engine == "duckdb":
                 failures = contract_failures_sql(session.frame, relation, contract, params)
             else:

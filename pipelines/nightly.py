@@ -98,13 +98,6 @@ def _cached_vectors(session: Session, hashes: list[str], model_id: str) -> dict[
     return {h: np.asarray(v, dtype=np.float32) for h, v in zip(rows["content_hash"], rows["vector"], strict=True)}
 
 
-def _store_vectors(session: Session, new: Mapping[str, np.ndarray], model_id: str) -> None:
-    if new:
-        session.insert_frame("embedding_cache", pd.DataFrame({
-            "content_hash": list(new), "model_id": model_id, "vector": [v.astype(np.float32) for v in new.values()],
-        }), ignore_existing_keys=True)
-
-
 def _taxonomy(settings: Mapping[str, Any]) -> Any:
     from insights.intents import load_taxonomy
 

@@ -60,3 +60,25 @@ def test_dag_test_runs_every_stage_for_the_interval_date(airflow_db, tmp_path):
     assert log.loc[log["stage"] == "segments", "policy_version"].item()
     assert log.loc[log["stage"] == "embed", "model_id"].item().startswith("use_onnx:")
     assert not (tmp_path / "wh.embed_shards" / "2026-06-30").exists()
+
+
+@pytest.mark.airflow
+def test_a_task_that_fails_for_good_leaves_a_readable_alert_in_run_log(airflow_db, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "_READY").touch()  # marked complete, but the producer forgot the files
+    dag = DagBag(dag_folder=str(DAGS)).dags["care_segments_nightly"]
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test(logical_date=pendulum.datetime(2026, 7, 1, 2, 0, tz="Asia/Shanghai"),
+                   run_conf={"landing": str(landing), "warehouse": str(tmp_path / "wh.duckdb"),
+                             "exports": str(tmp_path / "exports")})
+    assert str(run.state) in ("failed", "DagRunState.FAILED")
+    with Warehouse(tmp_path / "wh.duckdb").session(read_only=True) as session:
+        log = session.frame("select stage, status, as_of, error from run_log order by started_at, status")
+    assert sorted(zip(log["stage"], log["status"], strict=True)) == [("load", "alert"), ("load", "failed")]
+    alert = log.loc[log["status"] == "alert", "error"].item()
+    assert alert.startswith("ALERT postloan-care: care_segments_nightly.load failed for as-of 2026-06-30")
+    assert "repayments" in alert and set(log["as_of"].dt.date) == {date(2026, 6, 30)}

@@ -25,3 +25,14 @@ def test_run_paths_from_params_then_environment(monkeypatch):
     monkeypatch.delenv("POSTLOAN_EXPORTS")
     with pytest.raises(ValueError, match="POSTLOAN_EXPORTS"):
         run_paths({"landing": "/l", "warehouse": "/w"}, date(2026, 6, 30))
+
+
+def test_full_refit_makes_the_night_a_refit_night_and_keeps_the_other_settings():
+    from pipelines.airflow_tasks import settings_for_run
+    from pipelines.config import load_settings
+
+    defaults = load_settings()
+    refit = settings_for_run({"full_refit": True})
+    assert refit["insight"]["themes"]["refit_every_days"] == 1
+    assert refit["insight"]["themes"]["drift_threshold"] == defaults["insight"]["themes"]["drift_threshold"]
+    assert settings_for_run({"full_refit": False}) == defaults
