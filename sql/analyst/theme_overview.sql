@@ -1,5 +1,6 @@
 -- analyst.theme_overview: what customers talk about, night by night: the call clusters (themes) with their size,
--- intent, top terms and an example quote. Calls no cluster took (HDBSCAN outliers) are grouped by their own
+-- intent, top terms and an example quote. A call's cluster_id is its final theme (HDBSCAN outliers near enough
+-- to a theme are rescued into it); calls left in the review queue (cluster_id -1) are grouped by their own
 -- intent as theme_id -1, "unclustered: <intent>", so every call of the window is counted once.
 -- grain: one row per (as_of, theme_name).
 -- columns: as_of, theme_id (-1: unclustered), theme_name, intent, sub_reason, calls, customers,
@@ -26,7 +27,7 @@ themed_calls as (
         clusters.top_terms
     from calls
     left join clusters
-        on calls.as_of = clusters.as_of and calls.cluster_id = clusters.cluster_id and not calls.is_outlier
+        on calls.as_of = clusters.as_of and calls.cluster_id = clusters.cluster_id
 ),
 
 final as (
