@@ -109,12 +109,13 @@ def _new_call(line: bytes, as_of: date) -> bytes:
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
-def write_scaled_nights(workdir: Path, customers: int, calls: int) -> tuple[Path, Path, date, date, float]:
+def write_scaled_nights(workdir: Path, customers: int, calls: int,
+                        base_customers_max: int = BASE_CUSTOMERS_MAX) -> tuple[Path, Path, date, date, float]:
     """Write night 1 and an incremental night 2 landing folder; return (landing1, landing2, as_of1, as_of2, seconds)."""
     from pipelines.demo import write_demo_data
 
     started = time.perf_counter()
-    base_customers = min(customers, BASE_CUSTOMERS_MAX)
+    base_customers = min(customers, base_customers_max)
     replicas = math.ceil(customers / base_customers)
     base = write_demo_data(workdir / "base", customers=base_customers)
     as_of1, as_of2 = base.as_of, base.as_of + timedelta(days=1)
@@ -145,22 +146,30 @@ def write_scaled_nights(workdir: Path, customers: int, calls: int) -> tuple[Path
     new_calls = _calls_lines(base_calls, max(1, calls // 10), replicas, skip={number for number, _ in picked})
     (night2 / "calls.jsonl").write_bytes(
         (night1 / "calls.jsonl").read_bytes() + b"".join(_new_call(line, as_of2) for _, line in new_calls))
-    return night1, night2, as_of1, as_of2, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    (workdir / "nights.json").write_text(json.dumps({
+        "night1": str(night1), "night2": str(night2), "as_of1": as_of1.isoformat(), "as_of2": as_of2.isoformat(),
+        "seconds": seconds}), encoding="utf-8")
+    return night1, night2, as_of1, as_of2, seconds
 
 
 # --- timing ------------------------------------------------------------------------------------------------------
 
 
 def _timed_stage(command: list[str]) -> tuple[float, float]:
-    """Run one stage process; return (seconds, its peak RSS in MB)."""
+    """Run one stage process under /usr/bin/time; return (seconds, its peak RSS in MB).
+
+    Peak RSS comes from /usr/bin/time, not from this process's wait4: on Linux a child's ru_maxrss starts from
+    the RSS of the process that forked it.
+    """
+    timer = ["/usr/bin/time", "-f", "maxrss_kb=%M"] if Path("/usr/bin/time").is_file() else []
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.run(timer + command, capture_output=True, check=False)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        error = process.stderr.read().decode()[-3000:] if process.stderr else ""
-        raise SystemExit(f"failed: {' '.join(command)}\n{error}")
-    return seconds, usage.ru_maxrss / 1024
+    if process.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{process.stderr.decode()[-3000:]}")
+    lines = [line for line in process.stderr.decode().splitlines() if line.startswith("maxrss_kb=")]
+    return seconds, int(lines[-1].split("=")[1]) / 1024 if lines else 0.0
 
 
 def _rows(warehouse: Path, stage: str, as_of: date) -> int:
@@ -241,6 +250,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=None, help="override the scale's customer count")
     parser.add_argument("--calls", type=int, default=None, help="calls in the night's file (default customers/10)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temp dir)")
+    parser.add_argument("--base-customers", type=int, default=BASE_CUSTOMERS_MAX,
+                        help="customers the demo generator writes; more are replicas of them with renamed ids")
     parser.add_argument("--no-incremental", action="store_true", help="skip the incremental second night")
     parser.add_argument("--no-ge-load", action="store_true", help="skip the load with the GE pandas contract engine")
     args = parser.parse_args()
@@ -249,11 +260,20 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="postloan-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {_machine()}")
-    night1, night2, as_of1, as_of2, generated = write_scaled_nights(workdir, customers, calls)
+    # generated in a child process: the generator's memory never inflates this process or the stages it starts
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; from bench_scale import "
+            "write_scaled_nights; write_scaled_nights(Path(sys.argv[2]), *map(int, sys.argv[3:6]))")
+    _, generator_rss = _timed_stage([sys.executable, "-c", code, str(Path(__file__).parent), str(workdir),
+                                     str(customers), str(calls), str(args.base_customers)])
+    written = json.loads((workdir / "nights.json").read_text(encoding="utf-8"))
+    night1, night2 = Path(written["night1"]), Path(written["night2"])
+    as_of1, as_of2 = date.fromisoformat(written["as_of1"]), date.fromisoformat(written["as_of2"])
+    generated = float(written["seconds"])
     csv = night1 / "repayments.csv"
     repayment_rows = sum(1 for _ in csv.open("rb")) - 1
     print(f"scale {args.scale}: {customers:,} customers, {repayment_rows:,} repayment rows "
-          f"({csv.stat().st_size / 1e6:.0f} MB), {calls:,} calls; data written in {generated:.0f} s")
+          f"({csv.stat().st_size / 1e6:.0f} MB), {calls:,} calls; data written in {generated:.0f} s, generator peak "
+          f"RSS {generator_rss:,.0f} MB")
     warehouse, exports = workdir / "warehouse.duckdb", workdir / "exports"
     for leftover in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         leftover.unlink(missing_ok=True)

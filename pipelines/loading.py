@@ -15,6 +15,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,7 @@ from pipelines.landing import (
     TURN_COLUMNS,
     CheckedRows,
     LandingError,
+    LandingFiles,
     checked_customers,
     column_mapping,
     csv_encoding,
@@ -306,6 +308,12 @@ def _expect_written(written: dict[str, int], expected: dict[str, int]) -> None:
         raise ReconciliationError(f"rows written differ from rows checked (written, expected): {wrong}")
 
 
+def _checked_side_files(files: LandingFiles, encoding: str) -> tuple[CheckedRows, CheckedRows]:
+    """Return the checked calls and customers (no customers file: none) of a landing folder."""
+    calls = read_calls(files.calls)
+    return calls, read_customers(files.customers, encoding) if files.customers else checked_customers([])
+
+
 def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto",
                  contract_engine: str = "duckdb") -> LoadReport:
     """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
@@ -322,14 +330,17 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
     landing_dir = Path(landing_dir)
     files = landing_files(landing_dir)
     repayments_source = _repayments_source(files.repayments, encoding)
-    calls = read_calls(files.calls)
-    customers = read_customers(files.customers, encoding) if files.customers else checked_customers([])
-    turns = calls.extra if calls.extra is not None else pd.DataFrame(columns=TURN_COLUMNS)
     contracts = {name: table_contract(name) for names in CONTRACTS_BY_TABLE.values() for name in names}
-    with tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
+    # the calls and customers are checked in Python while DuckDB checks the repayments (it releases the GIL);
+    # their LandingError still comes before anything is written
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landing-check") as pool, \
+            tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
+        side_files = pool.submit(_checked_side_files, files, encoding)
         session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
         try:
             repayments = _checked_repayments(session, repayments_source, Path(scratch))
+            calls, customers = side_files.result()
+            turns = calls.extra if calls.extra is not None else pd.DataFrame(columns=TURN_COLUMNS)
             checks = [repayments, _file_check(calls)] + ([_file_check(customers)] if files.customers else [])
             report_files, by_rule = _write_checked(session, as_of, checks)
             sources: dict[str, pd.DataFrame | str] = {

@@ -272,14 +272,14 @@ def _attempts_for(landing: Path, encoding: str) -> CheckedRows | None:
 
 def _store_attempts(session: Any, as_of: date, checked: CheckedRows | None) -> None:
     """Replace the date's stg_contact_attempts partition and this file's quarantine and reconciliation rows."""
-    from pipelines.contracts import ContractError, contract_failures, load_contract
+    from pipelines.contracts import ContractError, contract_failures_sql, load_contract
 
     where = f"source_file = '{ATTEMPTS_FILE}'"
     good = checked.good if checked else pd.DataFrame(columns=["source_row", "customer_id", "attempted_at", "outcome"])
     contract = load_contract(Path(__file__).resolve().parent.parent / "data_contracts" / "contact_attempts.yaml")
 
-    def check(partition: pd.DataFrame) -> None:
-        failures = contract_failures(partition, contract) if len(partition) else pd.DataFrame()
+    def check(session: Any, partition: str, params: dict[str, Any]) -> None:  # in DuckDB: no GE import, no frame
+        failures = contract_failures_sql(session.frame, partition, contract, params)
         if not failures.empty:
             raise ContractError(contract, failures)
 
@@ -290,7 +290,7 @@ def _store_attempts(session: Any, as_of: date, checked: CheckedRows | None) -> N
                                   ) if checked else pd.DataFrame(columns=["source_file", "rows_read", "rows_loaded",
                                                                           "rows_quarantined"])
     session.replace_partition("load_reconciliation", as_of, reconciliation, where=where)
-    session.replace_partition("stg_contact_attempts", as_of, good, validate=check)
+    session.replace_partition("stg_contact_attempts", as_of, good, validate_in_place=check)
 
 
 def _customers_for_actions(session: Any, as_of: date) -> pd.DataFrame:

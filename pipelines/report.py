@@ -5,8 +5,8 @@ the mean customer-utterance vector of each call); top terms and example quotes p
 per segment; action counts; contact-rule outcomes (when the warehouse has them); data quality (loaded,
 quarantined, by rule). The page loads nothing from the network and runs no script.
 
-Glossary: dpd = days past due. A *theme* is a call cluster (its name from ``call_clusters``); calls no cluster took
-are grouped by their own intent ("unclustered: hardship").
+Glossary: dpd = days past due. A *theme* is a call cluster (its name from ``call_clusters``); calls left in the
+review queue (no theme near enough) are grouped by their own intent ("unclustered: hardship").
 """
 
 from __future__ import annotations
@@ -116,12 +116,16 @@ def action_counts(rows: pd.DataFrame, column: str = "action") -> pd.DataFrame:
 
 
 def theme_labels(calls: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
-    """Return each call's theme: its cluster's name, or ``unclustered: <intent>`` for outliers."""
+    """Return each call's theme: its theme's name, or ``unclustered: <intent>`` for calls left for review.
+
+    ``cluster_id`` is the call's final theme (HDBSCAN outliers close to a theme are rescued into it; ``is_outlier``
+    keeps the pre-rescue flag), and -1 marks the review queue.
+    """
     names = dict(zip(clusters["cluster_id"].astype("int64"), clusters["name"].astype(str), strict=True)) \
         if len(clusters) else {}
     labels = [
-        names[int(cluster)] if not bool(outlier) and int(cluster) in names else f"{UNCLUSTERED}{intent}"
-        for cluster, outlier, intent in zip(calls["cluster_id"], calls["is_outlier"], calls["intent"], strict=True)
+        names[int(cluster)] if int(cluster) in names else f"{UNCLUSTERED}{intent}"
+        for cluster, intent in zip(calls["cluster_id"], calls["intent"], strict=True)
     ]
     return pd.Series(labels, index=calls.index, dtype=object)
 

@@ -55,11 +55,12 @@ def test_action_counts_split_joined_actions_and_sort():
 
 
 def test_theme_labels_name_clusters_and_group_outliers_by_intent():
-    calls = pd.DataFrame({"cluster_id": [0, -1, 1, 5], "is_outlier": [False, True, False, False],
-                          "intent": ["hardship", "forgetful", "hardship", "unclear"]})
+    # the last call was an HDBSCAN outlier rescued into theme 1: it counts in that theme
+    calls = pd.DataFrame({"cluster_id": [0, -1, 1, 5, 1], "is_outlier": [False, True, False, False, True],
+                          "intent": ["hardship", "forgetful", "hardship", "unclear", "hardship"]})
     clusters = pd.DataFrame({"cluster_id": [0, 1], "name": ["失业 job", "病 ill"]})
     assert list(theme_labels(calls, clusters)) == ["失业 job", "unclustered: forgetful", "病 ill",
-                                                   "unclustered: unclear"]
+                                                   "unclustered: unclear", "病 ill"]
 
 
 def test_theme_table_takes_the_clearest_distinct_quotes_and_stored_terms_first():
