@@ -298,9 +298,9 @@ def main() -> None:
                                            "--stage", "load", "--config", str(config)])
         plain.append(_plain_read_csv(csv, workdir))
         other.unlink(missing_ok=True)
-        print(f"load stage with the GE pandas contract engine (before this change) {ge_seconds:.1f} s, peak RSS "
-              f"{ge_rss:,.0f} MB: {ge_seconds / statistics.median(plain):.1f}x read_csv (median of "
-              f"{len(plain)}); the DuckDB contract engine is {ge_seconds / load_seconds:.1f}x faster")
+        print(f"load stage with landing.contract_engine: great_expectations (GE's pandas engine) {ge_seconds:.1f} s, "
+              f"peak RSS {ge_rss:,.0f} MB: {ge_seconds / statistics.median(plain):.1f}x read_csv (median of "
+              f"{len(plain)}); the default duckdb engine's load is {ge_seconds / load_seconds:.1f}x faster")
     bare_process, bare_encode, texts = _bare_encode(warehouse, as_of1)
     embed_seconds = first["embed"][1]
     print(f"embed stage {embed_seconds:.1f} s (its whole process, cache empty) vs the bare model on the same "

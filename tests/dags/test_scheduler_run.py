@@ -33,7 +33,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "care_segments_nightly"
 BACKFILLED, TRIGGERED = date(2026, 6, 29), date(2026, 6, 30)
 PASSWORD = "scheduler-test-password"
-WAIT_S = 200  # a bound for a hung run, not a timing assertion
+WAIT_S = 480  # a bound for a hung run on a loaded machine, not a timing assertion
 
 
 def _free_port() -> int:
