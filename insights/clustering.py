@@ -19,8 +19,6 @@ Same input => same output: PCA and HDBSCAN are seeded or deterministic, and term
 from __future__ import annotations
 
 import logging
-import math
-from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
@@ -134,27 +132,17 @@ def text_terms(text: str) -> list[str]:
 def cluster_top_terms(
     texts: Sequence[str], labels: Sequence[Hashable], top_n: int = 5
 ) -> dict[Hashable, list[str]]:
-    """Top terms per label by class-based TF-IDF: share in the class x log(1 + mean class size / term total).
+    """Top terms per label by class-based TF-IDF, both languages together (ties break by term).
 
-    Every label (outliers included) counts for the IDF, so words common to all calls sink; ties break by term.
+    The scores are `insights.themes.class_term_scores` (every label, outliers included, counts for the IDF).
     """
-    if len(texts) != len(labels):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    per_class: dict[Hashable, Counter[str]] = {}
-    for text, label in zip(texts, labels, strict=True):
-        per_class.setdefault(label, Counter()).update(text_terms(text))
-    totals: Counter[str] = Counter()
-    for counts in per_class.values():
-        totals.update(counts)
-    average_size = sum(totals.values()) / max(len(per_class), 1)
-    top: dict[Hashable, list[str]] = {}
-    for label, counts in per_class.items():
-        size = sum(counts.values())
-        scored = [
-            (-(count / size) * math.log(1 + average_size / totals[term]), term)
-            for term, count in counts.items()
-        ]
-        top[label] = [term for _, term in sorted(scored)[:top_n]]
+    from insights.themes import class_term_scores
+
+    scores = class_term_scores(texts, labels, top_n=top_n)
+    top: dict[Hashable, list[str]] = {label: [] for label in dict.fromkeys(labels)}
+    for label in top:
+        rows = scores[scores["label"] == label]
+        top[label] = [term for _, term in sorted(zip(-rows["score"], rows["term"], strict=True))[:top_n]]
     return top
 
 
