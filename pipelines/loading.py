@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -308,6 +309,13 @@ def _expect_written(written: dict[str, int], expected: dict[str, int]) -> None:
         raise ReconciliationError(f"rows written differ from rows checked (written, expected): {wrong}")
 
 
+def _checked_memory_limit(text: str) -> str:
+    """Return a DuckDB memory limit like "3GB" or "512MB"; raise ValueError for anything else."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), flags=re.IGNORECASE):
+        raise ValueError(f"memory limit must look like 3GB or 512MB, got {text!r}")
+    return text.strip()
+
+
 def _checked_side_files(files: LandingFiles, encoding: str) -> tuple[CheckedRows, CheckedRows]:
     """Return the checked calls and customers (no customers file: none) of a landing folder."""
     calls = read_calls(files.calls)
@@ -315,17 +323,20 @@ def _checked_side_files(files: LandingFiles, encoding: str) -> tuple[CheckedRows
 
 
 def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto",
-                 contract_engine: str = "duckdb") -> LoadReport:
+                 contract_engine: str = "duckdb", memory_limit: str | None = None) -> LoadReport:
     """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
 
     ``contract_engine`` says how the table contracts are evaluated: "duckdb" (in the warehouse, the default)
-    or "great_expectations" (GE's pandas engine on frames pulled from the warehouse).
+    or "great_expectations" (GE's pandas engine on frames pulled from the warehouse). ``memory_limit`` (DuckDB
+    syntax, e.g. "3GB") caps DuckDB's memory in this load: past it DuckDB spills to disk, so the peak RSS of a
+    large night stays bounded (DuckDB's own default is 80% of the machine's RAM).
 
     Raises LandingError (bad folder, encoding or columns; nothing written), ReconciliationError (a bug) or
     ContractError (quarantine and reconciliation written, the failing table's partition rolled back).
     """
     if contract_engine not in CONTRACT_ENGINES:
         raise ValueError(f"unknown contract engine {contract_engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
+    limit = _checked_memory_limit(memory_limit) if memory_limit else None
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     files = landing_files(landing_dir)
@@ -337,6 +348,8 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
             tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
         side_files = pool.submit(_checked_side_files, files, encoding)
         session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
+        if limit:
+            session.execute(f"set memory_limit = '{limit}'")
         try:
             repayments = _checked_repayments(session, repayments_source, Path(scratch))
             calls, customers = side_files.result()

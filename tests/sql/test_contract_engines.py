@@ -105,3 +105,18 @@ def test_the_load_stops_on_the_same_contract_in_both_engines(tmp_path):
         ("expect_column_values_to_be_between", "customers_per_loan", 2, 2)]
     with pytest.raises(ValueError, match="unknown contract engine"):
         load_landing(landing, Warehouse(tmp_path / "x.duckdb"), AS_OF, contract_engine="pandas")
+
+
+def test_the_load_takes_a_duckdb_memory_limit(tmp_path):
+    from pipelines.loading import load_landing
+
+    spec = importlib.util.spec_from_file_location(
+        "loading_tests", Path(__file__).resolve().parent / "test_loading.py")
+    assert spec is not None and spec.loader is not None
+    loading = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loading)
+    landing = loading.write_landing(tmp_path / "landing")
+    report = load_landing(landing, Warehouse(tmp_path / "w.duckdb"), AS_OF, memory_limit="256MB")
+    assert report.files.set_index("source_file").loc["repayments.csv"].tolist() == [17, 6, 11]
+    with pytest.raises(ValueError, match="memory limit must look like"):
+        load_landing(landing, Warehouse(tmp_path / "w.duckdb"), AS_OF, memory_limit="3GB'; drop table x; --")
