@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import hdbscan
 import numpy as np
-from sklearn.decomposition import PCA
+
+if TYPE_CHECKING:  # imported where used: together they take about 2 s, which every stage importing this paid
+    import hdbscan
+    from sklearn.decomposition import PCA
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def call_vectors(vectors: np.ndarray, call_codes: np.ndarray, weights: np.ndarra
 
 def default_reducer(n_samples: int, n_features: int, n_components: int = 15, seed: int = 42) -> PCA:
     """Return the default reducer: seeded PCA to `min(n_components, n_samples - 1, n_features)` dims."""
+    from sklearn.decomposition import PCA
+
     components = max(1, min(n_components, n_samples - 1, n_features))
     return PCA(n_components=components, random_state=seed)
 
@@ -90,6 +94,8 @@ def reduced_vectors(
 
 def default_clusterer(min_cluster_size: int = 8, min_samples: int | None = None) -> hdbscan.HDBSCAN:
     """Return the default clusterer: HDBSCAN keeping prediction data (for `approximate_predict`), one job."""
+    import hdbscan
+
     return hdbscan.HDBSCAN(
         min_cluster_size=min_cluster_size,
         min_samples=min_samples,

@@ -77,11 +77,14 @@ _PLACEHOLDERS = {
     "US_PHONE": "[PHONE]",
     "LANDLINE": "[PHONE]",
 }
+_MAY_HOLD_PII = re.compile(r"[\d@＠]")
 _PII = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PII_PATTERNS.items()))
 
 
 def _pii_matches(text: str) -> list[re.Match[str]]:
     """Return non-overlapping PII matches, found on the ASCII-folded `text` (positions unchanged)."""
+    if not _MAY_HOLD_PII.search(text):  # every pattern needs a digit or an @: most turns have neither
+        return []
     return list(_PII.finditer(text.translate(_FULL_WIDTH_TO_ASCII)))
 
 

@@ -323,11 +323,12 @@ def _checked_side_files(files: LandingFiles, encoding: str) -> tuple[CheckedRows
 
 
 def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto",
-                 contract_engine: str = "duckdb", memory_limit: str | None = None) -> LoadReport:
+                 contract_engine: str = "great_expectations", memory_limit: str | None = None) -> LoadReport:
     """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
 
-    ``contract_engine`` says how the table contracts are evaluated: "duckdb" (in the warehouse, the default)
-    or "great_expectations" (GE's pandas engine on frames pulled from the warehouse). ``memory_limit`` (DuckDB
+    ``contract_engine`` says how the table contracts are evaluated: "great_expectations" (the default: Great
+    Expectations' pandas engine on frames pulled from the warehouse) or "duckdb" (the same suites translated to
+    SQL and run in the warehouse, faster at scale). ``memory_limit`` (DuckDB
     syntax, e.g. "3GB") caps DuckDB's memory in this load: past it DuckDB spills to disk, so the peak RSS of a
     large night stays bounded (DuckDB's own default is 80% of the machine's RAM).
 

@@ -75,7 +75,7 @@ def stage_load(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any
 
     return load_landing(paths.landing, Warehouse(paths.warehouse), as_of,
                         encoding=str(settings["landing"]["encoding"]),
-                        contract_engine=str(settings["landing"].get("contract_engine", "duckdb")),
+                        contract_engine=str(settings["landing"].get("contract_engine", "great_expectations")),
                         memory_limit=settings["landing"].get("duckdb_memory_limit"))
 
 
