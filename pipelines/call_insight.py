@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from pipelines.contracts import partition_validator
 from pipelines.warehouse import Session, Warehouse
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         calls = _with_silent_calls(calls, window_calls).assign(model_id=model_id,
                                                                taxonomy_version=str(taxonomy.version))
 
-        session.replace_partition("call_insights", as_of, calls)
+        session.replace_partition("call_insights", as_of, calls, validate=partition_validator("call_insights"))
         session.replace_partition("call_clusters", as_of, theme_tables["call_clusters"].assign(model_id=model_id))
         for table in ("call_themes", "call_theme_terms", "call_theme_members", "call_theme_drift",
                       "call_theme_runs"):
@@ -118,7 +119,7 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
             session.replace_partition("theme_centroids", as_of, night.state)
         else:
             session.execute("delete from theme_centroids where as_of = $as_of", {"as_of": as_of})
-        session.replace_partition("promises", as_of, found)
+        session.replace_partition("promises", as_of, found, validate=partition_validator("promises"))
         if readings is not None:
             session.replace_partition("call_llm_insights", as_of, readings)
         elif "call_llm_insights" in _tables(session):

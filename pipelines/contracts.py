@@ -96,6 +96,21 @@ def load_contract(path: Path | str) -> Contract:
     )
 
 
+def partition_validator(table: str) -> Callable[[pd.DataFrame], None]:
+    """Return a ``replace_partition(validate=...)`` check: ContractError when a partition breaks its contract.
+
+    The contract is ``data_contracts/<table>.yaml``, evaluated by Great Expectations.
+    """
+    contract = table_contract(table)
+
+    def validate(partition: pd.DataFrame) -> None:
+        failures = contract_failures(partition, contract)
+        if not failures.empty:
+            raise ContractError(contract, failures)
+
+    return validate
+
+
 def table_contract(table: str) -> Contract:
     """Return the contract of ``table`` from ``data_contracts/<table>.yaml``."""
     return load_contract(CONTRACTS_DIR / f"{table}.yaml")

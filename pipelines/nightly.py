@@ -136,6 +136,7 @@ def _stacked(vectors: Mapping[str, np.ndarray], hashes: list[str]) -> np.ndarray
 def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> SegmentReport:
     """Stage 5: one care segment per in-scope customer, written to ``care_segments`` (history by as_of)."""
     from insights.segments import care_segments, load_policy
+    from pipelines.contracts import partition_validator
 
     thresholds = settings["segment"]
     policy = load_policy(thresholds.get("policy"))
@@ -147,24 +148,10 @@ def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) ->
         model_id = str(calls["model_id"].iloc[0]) if len(calls) else ""
         segments = care_segments(in_scope, behaviour, calls, thresholds, policy).assign(
             policy_version=str(policy["version"]), model_id=model_id)
-        session.replace_partition("care_segments", as_of, segments, validate=_contract_check("care_segments"))
+        session.replace_partition("care_segments", as_of, segments, validate=partition_validator("care_segments"))
     by_segment = {str(k): int(v) for k, v in segments["segment"].value_counts().sort_index().items()}
     log.info("care segments for %s: %d customers %s", as_of, len(segments), by_segment)
     return SegmentReport(customers=len(segments), by_segment=by_segment)
-
-
-def _contract_check(table: str) -> Callable[[pd.DataFrame], None]:
-    """Return a validator raising ContractError when a partition breaks ``data_contracts/<table>.yaml``."""
-    from pipelines.contracts import ContractError, contract_failures, table_contract
-
-    contract = table_contract(table)
-
-    def validate(partition: pd.DataFrame) -> None:
-        failures = contract_failures(partition, contract)
-        if not failures.empty:
-            raise ContractError(contract, failures)
-
-    return validate
 
 
 def _tables(session: Session) -> set[str]:

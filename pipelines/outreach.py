@@ -28,6 +28,7 @@ from pipelines.contact_rules import (
     next_allowed_contact,
     portfolio_for,
 )
+from pipelines.contracts import partition_validator
 from pipelines.landing import CheckedRows, LandingError, csv_encoding, quarantine_frame, redacted_record
 
 log = logging.getLogger(__name__)
@@ -364,7 +365,7 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
         model_id = str(customers["model_id"].iloc[0]) if len(customers) else ""
         rows = actions.merge(outreach, on="customer_id", how="left").assign(
             policy_version=policy.version, contact_rules_version=rules.version, model_id=model_id)
-        session.replace_partition("care_actions", as_of, rows)
+        session.replace_partition("care_actions", as_of, rows, validate=partition_validator("care_actions"))
         _create_views(session)
     by_segment, by_route = _summaries(rows)
     cap = pd.DataFrame([{

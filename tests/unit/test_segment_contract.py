@@ -1,8 +1,7 @@
 import pandas as pd
 import pytest
 
-from pipelines.contracts import ContractError
-from pipelines.nightly import _contract_check
+from pipelines.contracts import ContractError, partition_validator
 
 
 def segments(**overrides: object) -> pd.DataFrame:
@@ -15,7 +14,7 @@ def segments(**overrides: object) -> pd.DataFrame:
 
 
 def test_good_segments_pass_the_contract():
-    _contract_check("care_segments")(segments())
+    partition_validator("care_segments")(segments())
 
 
 @pytest.mark.parametrize(("overrides", "expectation"), [
@@ -26,4 +25,34 @@ def test_good_segments_pass_the_contract():
 ])
 def test_broken_segments_stop_with_a_report_naming_the_expectation(overrides, expectation):
     with pytest.raises(ContractError, match=expectation):
-        _contract_check("care_segments")(segments(**overrides))
+        partition_validator("care_segments")(segments(**overrides))
+
+
+def call_insights(**overrides: object) -> pd.DataFrame:
+    return pd.DataFrame({"call_id": ["K1", "K2"], "customer_id": ["C1", "C2"], "intent": ["hardship", "unclear"],
+                         "intent_score": [0.8, 0.0], "evidence": ["我失业了", ""]}).assign(**overrides)
+
+
+def promises(**overrides: object) -> pd.DataFrame:
+    return pd.DataFrame({"promise_id": ["P1", "P2"], "call_on": pd.to_datetime(["2026-06-28", "2026-06-28"]),
+                         "promised_on": pd.to_datetime(["2026-06-28", "2026-07-15"]),
+                         "amount": [500.0, None]}).assign(**overrides)
+
+
+def care_actions(**overrides: object) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": ["C1", "C2"], "rule_id": ["hardship_default", "review"],
+                         "experiment_group": ["treatment", "control"], "cost": [12.5, 0.0]}).assign(**overrides)
+
+
+@pytest.mark.parametrize(("table", "good", "broken", "expectation"), [
+    ("call_insights", call_insights(), call_insights(intent=["hardship", None]), "expect_column_values_to_not_be_null"),
+    ("call_insights", call_insights(), call_insights(intent_score=[0.8, 1.5]), "expect_column_values_to_be_between"),
+    ("promises", promises(), promises(promised_on=pd.to_datetime(["2026-06-27", "2026-07-15"])),
+     "expect_column_pair_values_a_to_be_greater_than_b"),
+    ("care_actions", care_actions(), care_actions(experiment_group=["treatment", "holdout"]),
+     "expect_column_values_to_be_in_set"),
+])
+def test_insight_and_action_tables_have_contracts(table, good, broken, expectation):
+    partition_validator(table)(good)
+    with pytest.raises(ContractError, match=expectation):
+        partition_validator(table)(broken)
