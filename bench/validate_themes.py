@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insights import themes  # noqa: E402
 from insights.embedding import embedder_from_config  # noqa: E402
-from insights.intents import InsightSettings, call_evidence, intent_prototypes  # noqa: E402
+from insights.intents import InsightSettings, call_evidence, intent_prototypes, load_taxonomy  # noqa: E402
 from insights.text import content_hash  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
@@ -118,7 +118,7 @@ def real_public_text(data: Path, config: dict, settings: themes.ThemeSettings) -
 def demo_calls(customers: int, seed: int, config: dict, settings: themes.ThemeSettings) -> None:
     """Run the demo through the job, then measure the themes of its calls."""
     from pipelines.demo import write_demo_data
-    from pipelines.nightly import RunPaths, _taxonomy, stage_behaviour, stage_embed, stage_load
+    from pipelines.nightly import RunPaths, stage_behaviour, stage_embed, stage_load
 
     print(f"\n== Demo calls ({customers} customers, seed {seed}; synthetic zh + en)")
     with tempfile.TemporaryDirectory() as folder:
@@ -128,7 +128,7 @@ def demo_calls(customers: int, seed: int, config: dict, settings: themes.ThemeSe
         paths = RunPaths(landing=demo.landing_dir, warehouse=out / "w.duckdb", exports=out / "exports")
         for stage in (stage_load, stage_behaviour, stage_embed):
             stage(paths, demo.as_of, config)
-        taxonomy = _taxonomy(config)
+        taxonomy = load_taxonomy(config["insight"].get("taxonomy"))
         with Warehouse(paths.warehouse).session(read_only=True) as session:
             utterances = session.frame("select * from call_utterances order by call_id, turn_no")
             model_id = str(utterances["model_id"].iloc[0])

@@ -141,9 +141,9 @@ class InsightSettings:
             raise ValueError("; ".join(problems))
 
 
-def load_taxonomy(path: Path | None = None) -> Taxonomy:
-    """Return the taxonomy read from `path` (default: the packaged insights/taxonomy.yaml), validated."""
-    if path is None:
+def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Return the taxonomy read from `path` (None or "": the packaged insights/taxonomy.yaml), validated."""
+    if not path:
         source = "insights/taxonomy.yaml"
         text = importlib.resources.files("insights").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
     else:

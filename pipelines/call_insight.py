@@ -60,12 +60,12 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
     """Run call insight for one as-of date and replace its partitions (see the module docstring)."""
     from insights import themes
     from insights.embedding import embedder_from_config
-    from insights.intents import InsightSettings, call_evidence, decided_calls, intent_prototypes
+    from insights.intents import InsightSettings, call_evidence, decided_calls, intent_prototypes, load_taxonomy
     from insights.text import content_hash
-    from pipelines.nightly import _cached_vectors, _stacked, _taxonomy
+    from pipelines.embed_shards import cached_vectors, stacked_vectors
 
     insight = settings["insight"]
-    taxonomy = _taxonomy(settings)
+    taxonomy = load_taxonomy(insight.get("taxonomy"))
     theme_settings = themes.ThemeSettings.from_config({
         "min_cluster_size": int(insight["min_cluster_size"]), "n_components": int(insight["n_components"]),
         "seed": int(insight["seed"]), **(insight.get("themes") or {})})
@@ -78,16 +78,16 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         window_calls = session.frame("select call_id, customer_id, started_at from calls_in_window "
                                      "where as_of = $as_of order by call_id", {"as_of": as_of})
         example_hashes = [content_hash(t, model_id) for t in taxonomy.examples["text"]]
-        cached = _cached_vectors(session, sorted(set(example_hashes) | set(utterances["content_hash"])), model_id)
+        cached = cached_vectors(session, sorted(set(example_hashes) | set(utterances["content_hash"])), model_id)
         missing = (set(example_hashes) | set(utterances["content_hash"])) - set(cached)
         if missing:
             raise RuntimeError(f"{len(missing)} texts have no cached embedding for {model_id}; run the embed stage "
                                "for this date first")
-        prototypes = intent_prototypes(taxonomy, _stacked(cached, example_hashes))
+        prototypes = intent_prototypes(taxonomy, stacked_vectors(cached, example_hashes))
         options = InsightSettings(min_cluster_size=int(insight["min_cluster_size"]),
                                   n_components=int(insight["n_components"]), seed=int(insight["seed"]))
         evidence = call_evidence(utterances[["call_id", "customer_id", "turn_no", "text"]],
-                                 _stacked(cached, list(utterances["content_hash"])), prototypes, options)
+                                 stacked_vectors(cached, list(utterances["content_hash"])), prototypes, options)
 
         previous, previous_fitted_on, next_id = _theme_state_before(session, as_of)
         theme_space = themes.guided_vectors(evidence.call_vectors, prototypes, theme_settings.guide_temperature)
@@ -122,7 +122,7 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         session.replace_partition("promises", as_of, found, validate=partition_validator("promises"))
         if readings is not None:
             session.replace_partition("call_llm_insights", as_of, readings)
-        elif "call_llm_insights" in _tables(session):
+        elif "call_llm_insights" in session.table_names():
             session.execute("delete from call_llm_insights where as_of = $as_of", {"as_of": as_of})
 
     runs = theme_tables["call_theme_runs"].iloc[0]
@@ -137,10 +137,6 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         outlier_share_after=float(runs["outlier_share_after"]))
     log.info("call insight: %s", report)
     return report
-
-
-def _tables(session: Session) -> set[str]:
-    return set(session.frame("select table_name from information_schema.tables")["table_name"])
 
 
 def _theme_state_before(session: Session, as_of: date) -> tuple[pd.DataFrame, date | None, int]:

@@ -294,7 +294,7 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = args.policy or settings["segment"].get("policy")
     taxonomy = settings["insight"].get("taxonomy")
-    policy = load_action_policy(path, taxonomy_sub_reasons(load_taxonomy(Path(taxonomy) if taxonomy else None)
+    policy = load_action_policy(path, taxonomy_sub_reasons(load_taxonomy(taxonomy)
                                                            .sub_reasons))
     print(f"policy {policy.version}: {len(policy.rules)} rules, tried in this order:")
     for rule in policy.rules:

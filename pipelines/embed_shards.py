@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from pipelines.nightly import EmbedReport, RunPaths, _cached_vectors, _taxonomy
-from pipelines.warehouse import Warehouse
+from pipelines.nightly import EmbedReport, RunPaths
+from pipelines.warehouse import Session, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +109,18 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
 def plan_embedding(paths: RunPaths, as_of: date, settings: Any, embedder: Any | None = None) -> EmbedPlan:
     """Write the date's utterances and window calls, and the ordered list of texts still to embed."""
     from insights.embedding import embedder_from_config
+    from insights.intents import load_taxonomy
     from insights.text import content_hash, customer_utterances
 
     embedder = embedder or embedder_from_config(settings["embedding"])
-    example_texts = list(_taxonomy(settings).examples["text"])
+    example_texts = list(load_taxonomy(settings["insight"].get("taxonomy")).examples["text"])
     with Warehouse(paths.warehouse).session() as session:
         turns = session.model_frame("insight/customer_turns_in_window", {
             "as_of": as_of, "lookback_days": int(settings["windows"]["call_lookback_days"])})
         utterances = customer_utterances(turns, min_chars=int(settings["insight"]["min_utterance_chars"]))
         texts = example_texts + list(utterances["text"])
         hashes = [content_hash(t, embedder.model_id) for t in texts]
-        cached = _cached_vectors(session, sorted(set(hashes)), embedder.model_id)
+        cached = cached_vectors(session, sorted(set(hashes)), embedder.model_id)
         # the same first-seen order embeddings_with_cache gives one unsharded encode call
         pending = dict(zip(hashes, texts, strict=True))
         pending = {key: text for key, text in pending.items() if key not in cached}
@@ -215,3 +218,22 @@ def embed_all_shards(paths: RunPaths, as_of: date, settings: Any, embedder: Any 
     for shard in range(plan.shards):
         embed_shard(folder, shard, settings, embedder)
     return merge_embedding(paths, as_of, settings)
+
+
+def cached_vectors(session: Session, hashes: list[str], model_id: str) -> dict[str, np.ndarray]:
+    """Return the cached vectors of these content hashes for ``model_id`` (missing hashes are absent)."""
+    if not hashes:
+        return {}
+    rows = session.frame(
+        "select content_hash, vector from embedding_cache "
+        "where model_id = $model_id and content_hash in (select unnest($hashes))",
+        {"model_id": model_id, "hashes": hashes},
+    )
+    return {h: np.asarray(v, dtype=np.float32) for h, v in zip(rows["content_hash"], rows["vector"], strict=True)}
+
+
+def stacked_vectors(vectors: Mapping[str, np.ndarray], hashes: list[str]) -> np.ndarray:
+    """Return the vectors of ``hashes`` as one float32 matrix, in that order."""
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([vectors[h] for h in hashes]).astype(np.float32)

@@ -14,10 +14,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from pipelines.warehouse import Session, Warehouse
+from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -88,24 +87,6 @@ def stage_behaviour(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -
                            promise_grace_days=int(settings["insight"].get("promises", {}).get("grace_days", 1)))
 
 
-def _cached_vectors(session: Session, hashes: list[str], model_id: str) -> dict[str, np.ndarray]:
-    if not hashes:
-        return {}
-    rows = session.frame(
-        "select content_hash, vector from embedding_cache "
-        "where model_id = $model_id and content_hash in (select unnest($hashes))",
-        {"model_id": model_id, "hashes": hashes},
-    )
-    return {h: np.asarray(v, dtype=np.float32) for h, v in zip(rows["content_hash"], rows["vector"], strict=True)}
-
-
-def _taxonomy(settings: Mapping[str, Any]) -> Any:
-    from insights.intents import load_taxonomy
-
-    path = settings["insight"].get("taxonomy")
-    return load_taxonomy(Path(path) if path else None)
-
-
 def stage_embed(
     paths: RunPaths, as_of: date, settings: Mapping[str, Any], embedder: Any | None = None
 ) -> EmbedReport:
@@ -127,12 +108,6 @@ def stage_call_insight(paths: RunPaths, as_of: date, settings: Mapping[str, Any]
     return build_call_insight(Warehouse(paths.warehouse), as_of, settings)
 
 
-def _stacked(vectors: Mapping[str, np.ndarray], hashes: list[str]) -> np.ndarray:
-    if not hashes:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.vstack([vectors[h] for h in hashes]).astype(np.float32)
-
-
 def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> SegmentReport:
     """Stage 5: one care segment per in-scope customer, written to ``care_segments`` (history by as_of)."""
     from insights.segments import care_segments, load_policy
@@ -144,7 +119,7 @@ def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) ->
         in_scope = session.frame("select * from in_scope_customers where as_of = $as_of", {"as_of": as_of})
         behaviour = session.frame("select * from customer_behaviour where as_of = $as_of", {"as_of": as_of})
         calls = session.frame("select * from call_insights where as_of = $as_of", {"as_of": as_of}) \
-            if "call_insights" in _tables(session) else pd.DataFrame()
+            if "call_insights" in session.table_names() else pd.DataFrame()
         model_id = str(calls["model_id"].iloc[0]) if len(calls) else ""
         segments = care_segments(in_scope, behaviour, calls, thresholds, policy).assign(
             policy_version=str(policy["version"]), model_id=model_id)
@@ -152,10 +127,6 @@ def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) ->
     by_segment = {str(k): int(v) for k, v in segments["segment"].value_counts().sort_index().items()}
     log.info("care segments for %s: %d customers %s", as_of, len(segments), by_segment)
     return SegmentReport(customers=len(segments), by_segment=by_segment)
-
-
-def _tables(session: Session) -> set[str]:
-    return set(session.frame("select table_name from information_schema.tables")["table_name"])
 
 
 def stage_actions(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:

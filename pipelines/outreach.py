@@ -327,7 +327,7 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
     from pipelines.warehouse import Warehouse
 
     taxonomy_path = settings["insight"].get("taxonomy")
-    known = taxonomy_sub_reasons(load_taxonomy(Path(taxonomy_path) if taxonomy_path else None).sub_reasons)
+    known = taxonomy_sub_reasons(load_taxonomy(taxonomy_path).sub_reasons)
     policy = load_action_policy(settings["segment"].get("policy"), known)
     contact = settings.get("contact") or {}
     rules = load_contact_rules(contact.get("rules"))

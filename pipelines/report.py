@@ -176,10 +176,6 @@ def theme_table(calls: pd.DataFrame, clusters: pd.DataFrame, computed_terms: Map
 # --- reading the warehouse ---------------------------------------------------------------------------------------
 
 
-def _tables(session: Session) -> set[str]:
-    return set(session.frame("select table_name from information_schema.tables")["table_name"].astype(str))
-
-
 def _view(session: Session, name: str, as_of: date | None = None) -> pd.DataFrame:
     where = " where as_of = $as_of" if as_of else ""
     return session.frame(f"select * from (\n{analyst_view_sql(name)}\n) as view_rows{where}",
@@ -222,7 +218,7 @@ class _Content:
 def _read_content(session: Session, source: Path, as_of: date, settings: Mapping[str, Any]) -> _Content:
     from insights.clustering import cluster_top_terms
 
-    tables = _tables(session)
+    tables = session.table_names()
     if "care_segments" not in tables:
         raise ValueError(f"{source} has no care_segments table: is it a postloan-care warehouse?")
     params = {"as_of": as_of}

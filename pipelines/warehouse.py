@@ -82,6 +82,10 @@ class Session:
     def _describe(self, query: str, params: Mapping[str, Any]) -> list[str]:
         return list(self.frame(f"describe {query}", params)["column_name"])
 
+    def table_names(self) -> set[str]:
+        """Return the names of the tables and views in the warehouse."""
+        return {row[0] for row in self._con.execute("select table_name from information_schema.tables").fetchall()}
+
     def table_columns(self, table: str) -> list[str]:
         """Return the column names of a table or view, in order."""
         rows = self._con.execute(

@@ -5,6 +5,7 @@ from datetime import date
 import numpy as np
 import pytest
 
+from insights.intents import load_taxonomy
 from pipelines.config import load_settings
 from pipelines.embed_shards import (
     aligned_shard_size,
@@ -14,7 +15,7 @@ from pipelines.embed_shards import (
     shard_count,
     work_dir,
 )
-from pipelines.nightly import RunPaths, _taxonomy, stage_load
+from pipelines.nightly import RunPaths, stage_load
 from pipelines.warehouse import Warehouse
 
 AS_OF = date(2026, 6, 30)
@@ -56,7 +57,8 @@ def test_sharded_vectors_are_bit_identical_to_one_unsharded_encode(loaded):
     # the unsharded reference: every text of the night in one encode call, as before sharding
     with Warehouse(loaded.warehouse).session(read_only=True) as session:
         turns = session.model_frame("insight/customer_turns_in_window", {"as_of": AS_OF, "lookback_days": 30})
-    texts = list(_taxonomy(settings).examples["text"]) + list(customer_utterances(turns, min_chars=2)["text"])
+    examples = load_taxonomy(settings["insight"].get("taxonomy")).examples["text"]
+    texts = list(examples) + list(customer_utterances(turns, min_chars=2)["text"])
     _, reference = embeddings_with_cache(texts, embedder, {})
 
     report = embed_all_shards(loaded, AS_OF, settings, embedder)
