@@ -316,6 +316,29 @@ def _add_policy_command(commands: Any) -> None:
     check.set_defaults(handler=_cmd_policy_check)
 
 
+def _cmd_delta(args: argparse.Namespace) -> int:
+    from pipelines.delta import write_delta_landing
+
+    for file in write_delta_landing(args.previous, args.current, args.out):
+        print(f"{file.name:<22} {file.new_lines:>12,} new of {file.current_lines:>12,} lines")
+    print(f"delta landing written to {args.out} (marked _DELTA: `postloan run --landing {args.out}` loads it as a "
+          "delta night)")
+    return 0
+
+
+def _add_delta_command(commands: Any) -> None:
+    delta = commands.add_parser(
+        "delta", help="turn two consecutive full extracts into the later night's delta landing folder",
+        description="Write the lines of each landing file of --current that --previous does not have, plus a "
+                    "_DELTA marker: the night's delta. `postloan run` then loads only those rows and later stages "
+                    "read the latest snapshot plus every delta since (landing.kind in the settings). Repayment "
+                    "rows must be append-only events; a row corrected in place shows up as a new row.")
+    delta.add_argument("--previous", type=Path, required=True, help="the previous night's full landing folder")
+    delta.add_argument("--current", type=Path, required=True, help="tonight's full landing folder")
+    delta.add_argument("--out", type=Path, required=True, help="folder to write tonight's delta landing into")
+    delta.set_defaults(handler=_cmd_delta)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``postloan`` command."""
     parser = argparse.ArgumentParser(
@@ -367,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_cmd_evaluate)
     _add_analyst_commands(commands)
     _add_policy_command(commands)
+    _add_delta_command(commands)
     return parser
 
 

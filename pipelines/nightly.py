@@ -68,14 +68,43 @@ def parse_as_of(text: str) -> date:
         raise ValueError(f"as-of date must be YYYY-MM-DD, got {text!r}") from error
 
 
+LANDING_KINDS = ("auto", "snapshot", "delta")
+
+
+def landing_kind(landing: Path, configured: str = "auto") -> str:
+    """Return "snapshot" or "delta": the configured kind, or with "auto" a ``_DELTA`` marker file in the folder."""
+    if configured not in LANDING_KINDS:
+        raise ValueError(f"landing.kind must be one of {', '.join(LANDING_KINDS)}, got {configured!r}")
+    if configured != "auto":
+        return configured
+    from pipelines.delta import DELTA_MARKER
+
+    return "delta" if (Path(landing) / DELTA_MARKER).is_file() else "snapshot"
+
+
 def stage_load(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:
-    """Stage 1: landing files -> staged tables + quarantine, checked against the data contracts."""
+    """Stage 1: landing files -> staged tables + quarantine, checked against the data contracts.
+
+    A snapshot landing holds the full extract as of the night; a delta landing (``_DELTA`` marker, or
+    ``landing.kind: delta``) holds only what is new since the previous night, and later stages read the latest
+    snapshot plus the deltas after it. The kind is recorded in ``landing_loads``.
+    """
     from pipelines.loading import load_landing
 
-    return load_landing(paths.landing, Warehouse(paths.warehouse), as_of,
-                        encoding=str(settings["landing"]["encoding"]),
-                        contract_engine=str(settings["landing"].get("contract_engine", "great_expectations")),
-                        memory_limit=settings["landing"].get("duckdb_memory_limit"))
+    kind = landing_kind(paths.landing, str(settings["landing"].get("kind", "auto")))
+    warehouse = Warehouse(paths.warehouse)
+    report = load_landing(paths.landing, warehouse, as_of,
+                          encoding=str(settings["landing"]["encoding"]),
+                          contract_engine=str(settings["landing"].get("contract_engine", "great_expectations")),
+                          memory_limit=settings["landing"].get("duckdb_memory_limit"))
+    with warehouse.session() as session:
+        session.replace_partition("landing_loads", as_of, pd.DataFrame({
+            "landing_kind": [kind], "landing_dir": [str(Path(paths.landing).resolve())],
+            "loaded_at": [pd.Timestamp.now(tz="UTC")]}))
+        staged_from = session.staged_from(as_of)  # a delta night with a missing night before it fails here
+    if kind == "delta":
+        log.info("delta landing for %s: the staged state is the partitions %s..%s", as_of, staged_from, as_of)
+    return report
 
 
 def stage_behaviour(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any:

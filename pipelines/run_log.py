@@ -207,7 +207,10 @@ def recorded_stage(
 
     On an exception the row has status ``failed`` and the error, and the exception propagates unchanged.
     """
+    from pipelines.warehouse import Warehouse
+
     outcome: dict[str, Any] = {"report": None}
+    Warehouse.memory_limit = (settings.get("warehouse") or {}).get("duckdb_memory_limit")
     started = datetime.now(UTC)
     status, error_text = "success", ""
     try:

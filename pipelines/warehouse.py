@@ -12,9 +12,9 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pandas as pd
@@ -33,6 +33,13 @@ def sql_text(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def checked_memory_limit(text: str) -> str:
+    """Return a DuckDB memory limit like "3GB" or "512MB"; raise ValueError for anything else."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(text).strip(), flags=re.IGNORECASE):
+        raise ValueError(f"memory limit must look like 3GB or 512MB, got {text!r}")
+    return str(text).strip()
+
+
 def _identifier(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"not a plain table name: {name!r}")
@@ -46,15 +53,62 @@ def _used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in params.items() if re.search(rf"\${key}\b", sql)}
 
 
+class StagedStateError(ValueError):
+    """A delta night cannot be assembled: a night between its snapshot and it was never loaded."""
+
+
+def staged_from_of(as_of: date, kinds: Mapping[date, str]) -> date:
+    """Return the first staged partition that makes up the state on ``as_of``, given each loaded night's kind.
+
+    A snapshot night (or a night with no recorded load, e.g. staged tables written directly) stands alone:
+    ``as_of`` itself. A delta night adds to the latest snapshot before it: every partition from that snapshot
+    (or from the first load, when there is none) up to ``as_of``; a night missing in between raises
+    StagedStateError, since its rows (payments, calls) would be silently absent.
+    """
+    if kinds.get(as_of) != "delta":
+        return as_of
+    earlier = [night for night in kinds if night < as_of]
+    snapshots = [night for night in earlier if kinds[night] == "snapshot"]
+    start = max(snapshots) if snapshots else min(earlier, default=as_of)
+    missing = [start + timedelta(days=n) for n in range(1, (as_of - start).days)
+               if start + timedelta(days=n) not in kinds]
+    if missing:
+        shown = ", ".join(night.isoformat() for night in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise StagedStateError(
+            f"{as_of} is a delta night on top of the {'snapshot' if snapshots else 'first load'} of {start}, but "
+            f"{len(missing)} night(s) in between were never loaded ({shown}): load them, or send a full snapshot")
+    return start
+
+
 class Session:
     """One open connection to the warehouse; created by :meth:`Warehouse.session`."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self._con = connection
 
+    def staged_from(self, as_of: date) -> date:
+        """Return the first partition of the staged tables that makes up the state on ``as_of``.
+
+        SQL models filter the staged tables with ``as_of between $staged_from and $as_of``; a statement that uses
+        ``$staged_from`` gets it filled from ``landing_loads`` when the caller passes only ``$as_of``. Nights with
+        staged repayments but no recorded load (written before ``landing_loads`` existed) count as snapshots.
+        """
+        try:
+            rows = self._con.execute("select as_of, landing_kind from staged_nights where as_of <= ?",
+                                     [as_of]).fetchall()
+        except duckdb.CatalogException:  # a read-only warehouse written before landing_loads existed
+            rows = []
+        return staged_from_of(as_of, {night: kind for night, kind in rows})
+
+    def _bind(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Return the parameters ``sql`` uses, with ``$staged_from`` filled from ``$as_of`` when not given."""
+        if params and "as_of" in params and "staged_from" not in params and re.search(r"\$staged_from\b", sql):
+            params = {**params, "staged_from": self.staged_from(params["as_of"])}
+        return _used_params(sql, params)
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run one or more statements (``$name`` parameters allowed in a single statement)."""
-        used = _used_params(sql, params)
+        used = self._bind(sql, params)
         if used:
             self._con.execute(sql, used)
         else:
@@ -66,7 +120,7 @@ class Session:
 
     def frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Return the result of a query as a pandas frame."""
-        used = _used_params(sql, params)
+        used = self._bind(sql, params)
         return self._con.execute(sql, used).df() if used else self._con.sql(sql).df()
 
     def model_frame(self, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -75,7 +129,7 @@ class Session:
 
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """Return the first column of the first row of a query."""
-        used = _used_params(sql, params)
+        used = self._bind(sql, params)
         rows = (self._con.execute(sql, used) if used else self._con.execute(sql)).fetchall()
         return rows[0][0] if rows else None
 
@@ -142,14 +196,14 @@ class Session:
         columns = self.table_columns(table)
         if not columns:
             self._con.execute(f"create table {table} as select * from {source} limit 0",
-                              _used_params(source, bound))
+                              self._bind(source, bound))
             columns = self.table_columns(table)
         select_list = ", ".join(c if c in source_columns else f"null as {c}" for c in columns)
         insert = f"insert into {table} ({', '.join(columns)}) select {select_list} from {source}"
         self._con.execute("begin transaction")
         try:
             self._con.execute(f"delete from {table} where {scope}", _used_params(f"{scope}", bound))
-            self._con.execute(insert, _used_params(insert, bound))
+            self._con.execute(insert, self._bind(insert, bound))
             written = self._con.execute(
                 f"select count(*) from {table} where {scope}", _used_params(scope, bound)
             ).fetchall()[0]
@@ -170,7 +224,14 @@ class Session:
 
 
 class Warehouse:
-    """A DuckDB warehouse file; open a :class:`Session` for each unit of work."""
+    """A DuckDB warehouse file; open a :class:`Session` for each unit of work.
+
+    ``Warehouse.memory_limit`` (DuckDB syntax, e.g. "3GB"; None: DuckDB's default of 80% of RAM) caps DuckDB's
+    memory in every session this process opens; past it DuckDB spills to ``<warehouse>.tmp/``. A stage sets it
+    from the ``warehouse.duckdb_memory_limit`` setting before it starts (``pipelines.run_log.recorded_stage``).
+    """
+
+    memory_limit: ClassVar[str | None] = None
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -189,6 +250,8 @@ class Warehouse:
             ) from error
         try:
             con.execute("set enable_progress_bar = false")
+            if self.memory_limit:
+                con.execute(f"set memory_limit = '{checked_memory_limit(self.memory_limit)}'")
             session = Session(con)
             if not read_only:
                 session.run_model("warehouse/schema")
@@ -257,3 +320,42 @@ def read_only_query(path: Path | str, sql: str) -> pd.DataFrame:
             return session.frame(sql)
         except duckdb.Error as error:
             raise ValueError(f"query failed on {path}: {str(error).strip()}") from error
+
+
+def write_new_lines(previous: Path | str, current: Path | str, target: Path | str, header: bool) -> int:
+    """Write the lines of ``current`` that ``previous`` does not have (as a multiset), in ``current``'s order.
+
+    The file-level difference of two landing extracts (``pipelines.delta``): a line that occurs twice in
+    ``current`` and once in ``previous`` is written once. With ``header`` the first line of ``current`` is
+    always written and the first line of ``previous`` never counts. Lines are compared byte for byte, in DuckDB,
+    so a 1 GB extract never sits in Python. Returns the number of lines written (header excluded).
+    """
+    previous, current, target = Path(previous), Path(current), Path(target)
+    lines = ("read_csv({path}, columns = {{'line': 'varchar'}}, header = false, delim = '\\x1f', quote = '', "
+             "escape = '', comment = '', skip = 0, strict_mode = false, auto_detect = false, "
+             "null_padding = false, new_line = '\\n')")
+    numbered = "select line, row_number() over () as line_no from {source}"
+    occurrences = ("select line, line_no, row_number() over (partition by line order by line_no) as occurrence "
+                   "from ({numbered}) where line_no > {skip}")
+    first = 1 if header else 0
+    cur = occurrences.format(numbered=numbered.format(source=lines.format(path="$current")), skip=first)
+    prev = occurrences.format(numbered=numbered.format(source=lines.format(path="$previous")), skip=first)
+    con = duckdb.connect()
+    try:
+        con.execute("set enable_progress_bar = false")
+        con.execute("set preserve_insertion_order = true")
+        con.execute(f"create temp table current_lines as {cur}", {"current": str(current)})
+        con.execute(f"create temp table previous_lines as {prev}", {"previous": str(previous)})
+        new = con.execute(
+            "select line from current_lines anti join previous_lines using (line, occurrence) order by line_no"
+        ).fetchall()
+        head = con.execute(
+            f"select line from {lines.format(path='$current')} limit 1", {"current": str(current)}
+        ).fetchall() if header else []
+    finally:
+        con.close()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8", newline="") as out:
+        for (line,) in head + new:
+            out.write((line or "") + "\n")
+    return len(new)

@@ -2,7 +2,7 @@
 -- $in_scope_call_days days up to and including $as_of (a call on $as_of - $in_scope_call_days counts; one a
 -- day earlier does not). called customers with no repayment rows are in scope too.
 -- reads: the customer_behaviour partition of $as_of (written just before by pipelines.behaviour) and the
--- stg_calls partition of $as_of.
+-- staged calls of $as_of (the partitions $staged_from..$as_of, latest row per call_id).
 -- parameters: $as_of (date), $in_scope_call_days (integer >= 0).
 -- a call's date is the UTC date of started_at; calls started after $as_of are ignored.
 with behaviour as (
@@ -21,7 +21,8 @@ calls as (
         started_at,
         cast(timezone('UTC', started_at) as date) as started_on
     from stg_calls
-    where as_of = $as_of
+    where as_of between $staged_from and $as_of
+    qualify row_number() over (partition by call_id order by as_of desc) = 1
 ),
 
 customer_calls as (

@@ -1,6 +1,7 @@
--- grain: one row per scheduled installment (loan_id, installment_no) in the stg_repayments partition of
--- $as_of, future installments included (is_due = false).
--- parameters: $as_of (date).
+-- grain: one row per scheduled installment (loan_id, installment_no) in the staged repayments of $as_of (its
+-- partition for a snapshot night; the latest snapshot plus the deltas since for a delta night), future
+-- installments included (is_due = false).
+-- parameters: $as_of (date), $staged_from (date; Session fills it from landing_loads).
 -- payments dated after $as_of are ignored, so replaying a landing file for an earlier date gives that date's
 -- answer. a payment is a row with paid_on <= $as_of and amount_paid > 0.
 -- fully paid: cumulative payments reached amount_due minus a tolerance of 1% of amount_due (at least 0.01),
@@ -8,7 +9,7 @@
 -- due date.
 with repayments as (
     select * from stg_repayments
-    where as_of = $as_of
+    where as_of between $staged_from and $as_of
 ),
 
 repayments_known_on_as_of as (

@@ -1,5 +1,5 @@
 -- grain: one row per promise to pay extracted on a night before $as_of (latest extraction per promise_id),
--- judged against the stg_repayments partition of $as_of.
+-- judged against the staged repayments of $as_of (partitions $staged_from..$as_of).
 -- parameters: $as_of (date), $grace_days (integer).
 -- a promise is due by promised_on + $grace_days. expected amount: the amount said, else the amount overdue on
 -- the call date (installments due before it, minus what was paid before it); a partial promise ("先还一点")
@@ -21,7 +21,7 @@ with promises_made as (
 
 repayments as (
     select * from stg_repayments
-    where as_of = $as_of
+    where as_of between $staged_from and $as_of
 ),
 
 installments as (

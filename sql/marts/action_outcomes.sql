@@ -24,9 +24,23 @@ behaviour as (
 ),
 
 payments as (
-    select as_of, customer_id, paid_on, amount_paid
-    from stg_repayments
-    where paid_on is not null and amount_paid > 0
+    -- as_of here is the night whose staged state holds the payment: a snapshot repeats every payment, a delta
+    -- night's state spans its partitions from staged_from (see the staged_nights view)
+    select
+        nights.as_of,
+        repayments.customer_id,
+        repayments.paid_on,
+        repayments.amount_paid
+    from stg_repayments as repayments
+    inner join (
+        select
+            staged.as_of,
+            coalesce(staged_nights.staged_from, staged.as_of) as staged_from
+        from (select distinct as_of from stg_repayments) as staged
+        left join staged_nights using (as_of)
+    ) as nights
+        on repayments.as_of between nights.staged_from and nights.as_of
+    where repayments.paid_on is not null and repayments.amount_paid > 0
 ),
 
 promises as (

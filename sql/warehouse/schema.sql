@@ -58,6 +58,40 @@ create table if not exists load_reconciliation (
     rows_quarantined bigint not null
 );
 
+-- what each loaded partition of the staged tables holds: 'snapshot' (the full extract as of that date) or 'delta'
+-- (only the rows new since the previous night; the state on a delta night is the latest snapshot before it plus
+-- every delta after it, up to and including that night: see Session.staged_from)
+create table if not exists landing_loads (
+    as_of date not null,
+    landing_kind varchar not null,        -- snapshot | delta
+    landing_dir varchar not null,
+    loaded_at timestamptz not null
+);
+
+-- per staged night, its landing kind and the first staged partition of its state: the night itself for a
+-- snapshot; for a delta, the latest snapshot before it, else the first staged night. nights with staged
+-- repayments but no landing_loads row (loaded before it existed) count as snapshots. Session.staged_from
+-- computes the same in Python and refuses a delta night with a night missing in between.
+create or replace view staged_nights as
+with nights as (
+    select as_of, landing_kind from landing_loads
+    union all
+    select distinct as_of, 'snapshot' as landing_kind from stg_repayments
+    where as_of not in (select as_of from landing_loads)
+)
+
+select
+    nights.as_of,
+    nights.landing_kind,
+    case
+        when nights.landing_kind = 'delta' then coalesce(
+            (select max(snapshots.as_of) from nights as snapshots
+             where snapshots.landing_kind = 'snapshot' and snapshots.as_of < nights.as_of),
+            (select min(firsts.as_of) from nights as firsts))
+        else nights.as_of
+    end as staged_from
+from nights;
+
 create table if not exists embedding_cache (
     content_hash varchar not null,
     model_id varchar not null,
