@@ -1,18 +1,21 @@
 """Time every stage of a full nightly run at a chosen scale, each stage in its own process (as Airflow runs it).
 
 Usage: python bench/bench_scale.py --scale S|M|L [--customers N] [--calls N] [--workdir DIR] [--no-incremental]
-       [--no-sql-load]
+       [--no-sql-load] [--no-topics] [--one-process] [--profile DIR]
 
 Data: the demo generator (``pipelines.demo.write_demo_data``) writes a base night of up to 200k customers (its
 memory grows with the customer count: about 2.5 GB at 200k); larger scales replicate that base with renamed
 loan and customer ids (``R<k>`` suffix), streamed through DuckDB, so L never holds 1M customers in Python.
 Calls per night are picked evenly from the base night's calls (issue 7: M 20k, L 100k, i.e. customers / 10).
+Night 2 is night 1's files with 1% new repayment rows and 10% new calls appended (an append-only extract).
 
 Prints a table per night (stage, rows, seconds, rows/s, peak RSS of the stage's process) and side-by-side ratios
 measured in the same run: the load stage vs plain DuckDB read_csv of the same repayments file (and the load
-stage with the Great Expectations pandas contract engine, the previous default); the embed stage vs the bare
-model's encode on the same texts; an incremental second night (1% new repayment rows, 10% new calls, on the
-first night's warehouse) vs the full first night. Asserts nothing.
+stage with the SQL-translated contract engine); the embed stage vs the bare model's encode on the same texts;
+our clustering + naming vs BERTopic on the same vectors (bench/bench_topics.py, when BERTopic is installed);
+night 2 run twice from copies of night 1's warehouse: full (the whole extract) and incremental (only the new
+lines, as a ``_DELTA`` landing written by ``postloan delta``). ``--profile DIR`` writes a pyinstrument report of
+every stage process. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -132,23 +135,31 @@ def write_scaled_nights(workdir: Path, customers: int, calls: int,
     base_calls = base.landing_dir / "calls.jsonl"
     picked = _calls_lines(base_calls, calls, replicas)
     (night1 / "calls.jsonl").write_bytes(b"".join(line for _, line in picked))
-    # night 2: the same extract plus 1% new payment rows and 10% new calls (calls night 1 did not have)
+    # night 2: the same extract plus 1% new payment rows and 10% new calls (calls night 1 did not have), appended
+    # to night 1's bytes (an append-only extract); its delta folder holds just those new lines
     shutil.copyfile(night1 / "customers.csv", night2 / "customers.csv")
     shutil.copyfile(night1 / "contact_attempts.csv", night2 / "contact_attempts.csv")
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
     source = f"read_csv('{night1 / 'repayments.csv'}', all_varchar = true, header = true, strict_mode = false)"
+    new_payments = workdir / "new_payments.csv"
     con.execute(
-        f"copy (select * from {source} union all select loan_id, customer_id, installment_no, due_date, amount_due, "
-        f"'{as_of2.isoformat()}', '1.00' from (select row_number() over () as n, * from {source}) "
-        f"where n % 100 = 7) to '{night2 / 'repayments.csv'}' (header, delimiter ',')")
+        f"copy (select loan_id, customer_id, installment_no, due_date, amount_due, '{as_of2.isoformat()}', '1.00' "
+        f"from (select row_number() over () as n, * from {source}) where n % 100 = 7 and trim(coalesce(loan_id, '')) "
+        f"<> '') to '{new_payments}' (header false, delimiter ',')")
     con.close()
+    with (night2 / "repayments.csv").open("wb") as out:
+        for part in (night1 / "repayments.csv", new_payments):
+            with part.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 24)
+    new_payments.unlink()
     new_calls = _calls_lines(base_calls, max(1, calls // 10), replicas, skip={number for number, _ in picked})
     (night2 / "calls.jsonl").write_bytes(
         (night1 / "calls.jsonl").read_bytes() + b"".join(_new_call(line, as_of2) for _, line in new_calls))
     seconds = time.perf_counter() - started
     (workdir / "nights.json").write_text(json.dumps({
         "night1": str(night1), "night2": str(night2), "as_of1": as_of1.isoformat(), "as_of2": as_of2.isoformat(),
+        "base": str(workdir / "base"),
         "seconds": seconds}), encoding="utf-8")
     return night1, night2, as_of1, as_of2, seconds
 
@@ -185,20 +196,38 @@ def _rows(warehouse: Path, stage: str, as_of: date) -> int:
         con.close()
 
 
-def run_night(landing: Path, warehouse: Path, exports: Path, as_of: date,
-              config: Path | None = None) -> dict[str, tuple[int, float, float]]:
-    """Run every stage in its own process; return stage -> (rows, seconds, peak RSS MB)."""
+def _stage_command(landing: Path, warehouse: Path, exports: Path, as_of: date, stage: str | None,
+                   config: Path | None, profile: Path | None) -> list[str]:
+    command = [POSTLOAN, "-q", "run", "--landing", str(landing), "--warehouse", str(warehouse),
+               "--exports", str(exports), "--as-of", as_of.isoformat()]
+    command += ["--stage", stage] if stage else []
+    command += ["--config", str(config)] if config is not None else []
+    if profile is not None:  # pyinstrument's text report of the process, one file per stage
+        profile.mkdir(parents=True, exist_ok=True)
+        report = profile / f"{as_of.isoformat()}-{stage or 'all'}.txt"
+        command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(report)] + command
+    return command
+
+
+def run_night(landing: Path, warehouse: Path, exports: Path, as_of: date, config: Path | None = None,
+              one_process: bool = False, profile: Path | None = None) -> dict[str, tuple[int, float, float]]:
+    """Run every stage in its own process (or all in one); return stage -> (rows, seconds, peak RSS MB)."""
     from pipelines.nightly import STAGES
 
+    if one_process:
+        seconds, rss = _timed_stage(_stage_command(landing, warehouse, exports, as_of, None, config, profile))
+        return {"all stages": (_rows(warehouse, "segments", as_of), seconds, rss)}
     by_stage = {}
     for stage in STAGES:
-        command = [POSTLOAN, "-q", "run", "--landing", str(landing), "--warehouse", str(warehouse),
-                   "--exports", str(exports), "--as-of", as_of.isoformat(), "--stage", stage]
-        if config is not None:
-            command += ["--config", str(config)]
-        seconds, rss = _timed_stage(command)
+        seconds, rss = _timed_stage(_stage_command(landing, warehouse, exports, as_of, stage, config, profile))
         by_stage[stage] = (_rows(warehouse, stage, as_of), seconds, rss)
     return by_stage
+
+
+def _copy_warehouse(source: Path, target: Path) -> None:
+    for leftover in (target, target.with_name(target.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.copyfile(source, target)
 
 
 def print_table(title: str, by_stage: dict[str, tuple[int, float, float]]) -> float:
@@ -244,6 +273,21 @@ def _machine() -> str:
     return f"{platform.node()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, load average {load}"
 
 
+def _topics(warehouse: Path, as_of: date, truth: Path | None) -> None:
+    """Print our clustering + naming vs BERTopic on the night's vectors (bench/bench_topics.py), when installed."""
+    try:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_topics import compare_topics, print_comparison
+    except ImportError as error:
+        print(f"clustering + naming vs BERTopic: not measured ({error})")
+        return
+    try:
+        print_comparison(compare_topics(warehouse, as_of, truth))
+    except ImportError as error:
+        print(f"clustering + naming vs BERTopic: not measured, BERTopic is not installed ({error}); "
+              "install it with `.venv/bin/pip install -e .[bench] -c requirements.lock`")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=list(SCALES), default="S")
@@ -252,9 +296,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temp dir)")
     parser.add_argument("--base-customers", type=int, default=BASE_CUSTOMERS_MAX,
                         help="customers the demo generator writes; more are replicas of them with renamed ids")
-    parser.add_argument("--no-incremental", action="store_true", help="skip the incremental second night")
+    parser.add_argument("--no-incremental", action="store_true", help="skip the second night (full and delta)")
     parser.add_argument("--no-sql-load", action="store_true",
                         help="skip the extra load with the SQL-translated contract engine (contract_engine: duckdb)")
+    parser.add_argument("--no-topics", action="store_true", help="skip clustering + naming vs BERTopic")
+    parser.add_argument("--one-process", action="store_true",
+                        help="run each night as one `postloan run` process instead of one process per stage")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a pyinstrument text profile of every stage process into this folder")
     args = parser.parse_args()
     customers = args.customers or SCALES[args.scale]
     calls = args.calls or max(1, customers // 10)
@@ -279,41 +328,62 @@ def main() -> None:
     for leftover in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         leftover.unlink(missing_ok=True)
     shutil.rmtree(exports, ignore_errors=True)
-    first = run_night(night1, warehouse, exports, as_of1)
+    first = run_night(night1, warehouse, exports, as_of1, one_process=args.one_process, profile=args.profile)
     total = print_table(f"night 1 ({as_of1}, full run on an empty warehouse); load average "
                         f"{os.getloadavg()[0]:.2f}", first)
 
-    plain = [_plain_read_csv(csv, workdir) for _ in range(3)]
-    load_seconds = first["load"][1]
-    print(f"\nload stage {load_seconds:.1f} s vs plain DuckDB read_csv of repayments.csv into a table "
-          f"{statistics.median(plain):.1f} s (median of 3, each a fresh process): "
-          f"{load_seconds / statistics.median(plain):.1f}x (the stage also reads, checks and redacts the calls and "
-          "customers, writes quarantine and runs the contracts)")
-    if not args.no_sql_load:
-        config = workdir / "sql_contracts.yaml"
-        config.write_text("landing:\n  contract_engine: duckdb\n", encoding="utf-8")
-        other = workdir / "warehouse-sql.duckdb"
-        other.unlink(missing_ok=True)
-        sql_seconds, sql_rss = _timed_stage([POSTLOAN, "-q", "run", "--landing", str(night1), "--warehouse", str(other),
-                                           "--exports", str(workdir / "exports-sql"), "--as-of", as_of1.isoformat(),
-                                           "--stage", "load", "--config", str(config)])
-        plain.append(_plain_read_csv(csv, workdir))
-        other.unlink(missing_ok=True)
-        print(f"load stage with landing.contract_engine: duckdb (the suites translated to SQL) {sql_seconds:.1f} s, "
-              f"peak RSS {sql_rss:,.0f} MB: {sql_seconds / statistics.median(plain):.1f}x read_csv (median of "
-              f"{len(plain)}); the default (Great Expectations) load takes {load_seconds / sql_seconds:.1f}x as long")
-    bare_process, bare_encode, texts = _bare_encode(warehouse, as_of1)
-    embed_seconds = first["embed"][1]
-    print(f"embed stage {embed_seconds:.1f} s (its whole process, cache empty) vs the bare model on the same "
-          f"{texts:,} distinct texts: {bare_process:.1f} s as a whole process (import, model load, read texts, "
-          f"encode) -> {embed_seconds / bare_process:.2f}x; encode() alone {bare_encode:.1f} s -> "
-          f"{embed_seconds / bare_encode:.2f}x")
-    print("clustering + naming vs BERTopic: not measured, BERTopic is not installed in the bench environment")
+    if not args.one_process:
+        plain = [_plain_read_csv(csv, workdir) for _ in range(3)]
+        load_seconds = first["load"][1]
+        print(f"\nload stage {load_seconds:.1f} s vs plain DuckDB read_csv of repayments.csv into a table "
+              f"{statistics.median(plain):.1f} s (median of 3, each a fresh process): "
+              f"{load_seconds / statistics.median(plain):.1f}x (the stage also reads, checks and redacts the calls "
+              "and customers, writes quarantine and runs the contracts)")
+        if not args.no_sql_load:
+            config = workdir / "sql_contracts.yaml"
+            config.write_text("landing:\n  contract_engine: duckdb\n", encoding="utf-8")
+            other = workdir / "warehouse-sql.duckdb"
+            other.unlink(missing_ok=True)
+            sql_seconds, sql_rss = _timed_stage(_stage_command(night1, other, workdir / "exports-sql", as_of1, "load",
+                                                               config, None))
+            plain.append(_plain_read_csv(csv, workdir))
+            other.unlink(missing_ok=True)
+            print(f"load stage with landing.contract_engine: duckdb (the suites translated to SQL) {sql_seconds:.1f} "
+                  f"s, peak RSS {sql_rss:,.0f} MB: {sql_seconds / statistics.median(plain):.1f}x read_csv (median of "
+                  f"{len(plain)}); the default (Great Expectations) load takes {load_seconds / sql_seconds:.1f}x as "
+                  "long")
+        bare_process, bare_encode, texts = _bare_encode(warehouse, as_of1)
+        embed_seconds = first["embed"][1]
+        print(f"embed stage {embed_seconds:.1f} s (its whole process, cache empty) vs the bare model on the same "
+              f"{texts:,} distinct texts: {bare_process:.1f} s as a whole process (import, model load, read texts, "
+              f"encode) -> {embed_seconds / bare_process:.2f}x; encode() alone {bare_encode:.1f} s -> "
+              f"{embed_seconds / bare_encode:.2f}x")
+    if not args.no_topics:
+        truth = Path(written["base"]) / "truth.csv" if "base" in written else None
+        _topics(warehouse, as_of1, truth if truth is not None and truth.is_file() and customers <= args.base_customers
+                else None)
     if not args.no_incremental:
-        second = run_night(night2, warehouse, exports, as_of2)
-        incremental = print_table(f"night 2 ({as_of2}, incremental: 1% new repayment rows, 10% new calls, on night "
-                                  f"1's warehouse); load average {os.getloadavg()[0]:.2f}", second)
-        print(f"\nincremental night {incremental:.1f} s vs full night {total:.1f} s: {incremental / total:.0%}")
+        night1_warehouse = workdir / "night1.duckdb"
+        _copy_warehouse(warehouse, night1_warehouse)
+        started = time.perf_counter()
+        from pipelines.delta import write_delta_landing
+
+        delta = workdir / "delta2"
+        shutil.rmtree(delta, ignore_errors=True)
+        new_lines = {file.name: file.new_lines for file in write_delta_landing(night1, night2, delta)}
+        print(f"\ndelta of night 2 over night 1 written in {time.perf_counter() - started:.1f} s (`postloan delta`; "
+              f"the lender's extract job, not part of the night): {new_lines}")
+        full2 = run_night(night2, warehouse, exports, as_of2, one_process=args.one_process, profile=args.profile)
+        full_total = print_table(f"night 2 ({as_of2}), full: the whole append-only extract (1% new repayment rows, "
+                                 f"10% new calls) on night 1's warehouse; load average {os.getloadavg()[0]:.2f}", full2)
+        _copy_warehouse(night1_warehouse, warehouse)
+        shutil.rmtree(exports / as_of2.isoformat(), ignore_errors=True)
+        incremental = run_night(delta, warehouse, exports, as_of2, one_process=args.one_process,
+                                profile=args.profile / "delta" if args.profile else None)
+        delta_total = print_table(f"night 2 ({as_of2}), incremental: only the new lines (_DELTA landing) on night 1's "
+                                  f"warehouse; load average {os.getloadavg()[0]:.2f}", incremental)
+        print(f"\nincremental night 2 {delta_total:.1f} s vs full night 2 {full_total:.1f} s: "
+              f"{delta_total / full_total:.0%} (vs full night 1 {total:.1f} s: {delta_total / total:.0%})")
     print(f"\nend: {time.strftime('%H:%M:%S')}; load average {os.getloadavg()[0]:.2f}")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -434,10 +434,12 @@ def _calls_frame(
     safe_choice = np.where(clear, chosen, 0)
     rows = np.where(clear, evidence_rows[calls, safe_choice], neutral_rows)
     intent = np.where(clear, np.asarray(intents, dtype=object)[safe_choice], UNCLEAR)
-    sub_reason = [
-        scores.at[int(row), f"{name}_sub_reason"] if name != UNCLEAR else ""
-        for row, name in zip(rows, intent, strict=True)
-    ]
+    sub_reason = np.full(len(rows), "", dtype=object)
+    for name in intents:  # one vectorised lookup per intent, not one .at per call
+        chosen_here = intent == name
+        if chosen_here.any():
+            column = scores[f"{name}_sub_reason"].to_numpy(dtype=object)
+            sub_reason[chosen_here] = column[rows[chosen_here].astype(np.int64)]
     score = np.where(clear, combined[calls, safe_choice], 1.0 - combined.max(axis=1))
     first_rows = pd.Series(np.arange(len(call_codes))).groupby(call_codes, sort=True).min().to_numpy()
     return pd.DataFrame(
@@ -449,7 +451,8 @@ def _calls_frame(
             "intent": pd.Series(intent, dtype=str),
             "sub_reason": pd.Series(sub_reason, dtype=str),
             "intent_score": np.clip(score, 0.0, 1.0).astype(np.float64),
-            "evidence": pd.Series([_trimmed(table.at[int(row), "text"]) for row in rows], dtype=str),
+            "evidence": pd.Series([_trimmed(text) for text in table["text"].to_numpy(dtype=object)[
+                rows.astype(np.int64)]], dtype=str),
         },
         columns=list(_CALL_COLUMNS),
     )

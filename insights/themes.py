@@ -170,12 +170,19 @@ def text_terms(text: str) -> list[str]:
     """Terms of one utterance: English words and jieba-segmented Chinese words of 2+ characters, stop words out.
 
     Redaction placeholders ([PHONE] ...) are dropped; single Chinese characters are mostly particles, so dropped.
+    Memoised per text: a night names its clusters and its themes from the same utterances, and jieba is the
+    slowest step of both (the cached list is copied, so callers may change what they get).
     """
+    return list(_text_terms(text))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _text_terms(text: str) -> tuple[str, ...]:
     words = term_lists()
     cleaned = _REDACTION.sub(" ", text).lower()
     english = [word for word in _ENGLISH_WORD.findall(cleaned) if word not in words.stop_en and len(word) > 1]
     chinese = [word for word in chinese_words(cleaned) if len(word) > 1 and word not in words.stop_zh]
-    return english + chinese
+    return tuple(english + chinese)
 
 
 def term_language(term: str) -> str:
