@@ -28,12 +28,13 @@ stop words of `insights/theme_terms.yaml`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -166,18 +167,38 @@ def chinese_words(text: str) -> list[str]:
     return [word for run in _CHINESE_RUN.findall(text) for word in segmenter.lcut(run)]
 
 
+_TERMS_MEMO: dict[str, tuple[str, ...]] = {}
+
+
 def text_terms(text: str) -> list[str]:
     """Terms of one utterance: English words and jieba-segmented Chinese words of 2+ characters, stop words out.
 
     Redaction placeholders ([PHONE] ...) are dropped; single Chinese characters are mostly particles, so dropped.
-    Memoised per text: a night names its clusters and its themes from the same utterances, and jieba is the
-    slowest step of both (the cached list is copied, so callers may change what they get).
+    Memoised per text in this process (a night names its clusters and its themes from the same utterances, and
+    jieba is the slowest step of both); :func:`remember_text_terms` seeds the memo from the warehouse's
+    ``text_terms_cache``, so a text is segmented once, ever, per :func:`terms_version`.
     """
-    return list(_text_terms(text))
+    terms = _TERMS_MEMO.get(text)
+    if terms is None:
+        terms = _TERMS_MEMO[text] = _computed_terms(text)
+    return list(terms)
 
 
-@functools.lru_cache(maxsize=200_000)
-def _text_terms(text: str) -> tuple[str, ...]:
+def remember_text_terms(known: Mapping[str, Sequence[str]]) -> None:
+    """Seed the memo of :func:`text_terms` with terms computed earlier (text -> terms, same terms_version)."""
+    _TERMS_MEMO.update((text, tuple(terms)) for text, terms in known.items())
+
+
+@functools.cache
+def terms_version() -> str:
+    """Return the version of the term lists and segmenter: terms cached under another version are recomputed."""
+    import jieba
+
+    text = importlib.resources.files("insights").joinpath("theme_terms.yaml").read_bytes()
+    return f"jieba-{jieba.__version__}-{hashlib.sha256(text).hexdigest()[:12]}"
+
+
+def _computed_terms(text: str) -> tuple[str, ...]:
     words = term_lists()
     cleaned = _REDACTION.sub(" ", text).lower()
     english = [word for word in _ENGLISH_WORD.findall(cleaned) if word not in words.stop_en and len(word) > 1]

@@ -20,8 +20,9 @@ and replaces its own partitions, so a rerun of a date changes nothing:
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -56,6 +57,35 @@ class InsightReport:
     outlier_share_after: float = 0.0
 
 
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def recalled_text_terms(session: Session, texts: Iterable[str]) -> int:
+    """Seed ``insights.themes.text_terms`` with the terms ``text_terms_cache`` holds for ``texts``; return how many."""
+    from insights.themes import remember_text_terms, terms_version
+
+    keyed = {_text_key(text): text for text in set(texts)}
+    if not keyed or "text_terms_cache" not in session.table_names():
+        return 0
+    found = session.frame("select text_key, terms from text_terms_cache where terms_version = $version "
+                          "and text_key in (select unnest($keys::varchar[]))",
+                          {"version": terms_version(), "keys": sorted(keyed)})
+    remember_text_terms({keyed[key]: list(terms) for key, terms in zip(found["text_key"], found["terms"],
+                                                                        strict=True)})
+    return len(found)
+
+
+def stored_text_terms(session: Session, texts: Iterable[str]) -> int:
+    """Add the terms of ``texts`` not yet cached to ``text_terms_cache``; return how many texts were offered."""
+    from insights.themes import terms_version, text_terms
+
+    distinct = sorted(set(texts))
+    frame = pd.DataFrame({"text_key": [_text_key(text) for text in distinct], "terms_version": terms_version(),
+                          "terms": [text_terms(text) for text in distinct]})
+    return session.insert_frame("text_terms_cache", frame, ignore_existing_keys=True)
+
+
 def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str, Any]) -> InsightReport:
     """Run call insight for one as-of date and replace its partitions (see the module docstring)."""
     from insights import themes
@@ -72,6 +102,7 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
     with warehouse.session() as session:
         utterances = session.frame("select * from call_utterances where as_of = $as_of order by call_id, turn_no",
                                    {"as_of": as_of})
+        recalled = recalled_text_terms(session, utterances["text"].astype(str))
         # the model the embed stage used; with no utterances, the configured one (cheap: loads on first encode)
         model_id = str(utterances["model_id"].iloc[0]) if len(utterances) else \
             embedder_from_config(settings["embedding"]).model_id
@@ -111,6 +142,9 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
                                                                taxonomy_version=str(taxonomy.version))
 
         session.replace_partition("call_insights", as_of, calls, validate=partition_validator("call_insights"))
+        stored_text_terms(session, utterances["text"].astype(str))
+        log.info("c-TF-IDF terms: %d of %d distinct texts recalled from text_terms_cache", recalled,
+                 utterances["text"].nunique())
         session.replace_partition("call_clusters", as_of, theme_tables["call_clusters"].assign(model_id=model_id))
         for table in ("call_themes", "call_theme_terms", "call_theme_members", "call_theme_drift",
                       "call_theme_runs"):

@@ -219,6 +219,7 @@ class _Content:
 
 def _read_content(session: Session, source: Path, as_of: date, settings: Mapping[str, Any]) -> _Content:
     from insights.clustering import cluster_top_terms
+    from pipelines.call_insight import recalled_text_terms
 
     tables = session.table_names()
     if "care_segments" not in tables:
@@ -244,6 +245,7 @@ def _read_content(session: Session, source: Path, as_of: date, settings: Mapping
         if has_calls else pd.DataFrame(columns=["call_id", "text", "content_hash", "model_id"])
     theme_of_call = dict(zip(calls["call_id"], calls["theme"], strict=True))
     known = utterances[utterances["call_id"].isin(theme_of_call)]
+    recalled_text_terms(session, known["text"].astype(str))  # segmented once, by the call_insight stage
     computed = cluster_top_terms(known["text"].astype(str).tolist(),
                                  [theme_of_call[c] for c in known["call_id"]], 6) if len(known) else {}
     themes = theme_table(calls, clusters, {str(k): v for k, v in computed.items()})

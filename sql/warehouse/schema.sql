@@ -99,6 +99,15 @@ create table if not exists embedding_cache (
     primary key (content_hash, model_id)
 );
 
+-- the c-TF-IDF terms of each distinct utterance text (insights.themes.text_terms), computed once per text and
+-- terms_version (the stop-word lists and the jieba version): later nights and the report reuse them
+create table if not exists text_terms_cache (
+    text_key varchar not null,            -- sha256 hex of the text
+    terms_version varchar not null,
+    terms varchar[] not null,
+    primary key (text_key, terms_version)
+);
+
 create table if not exists care_segments (
     as_of date not null,
     customer_id varchar not null,
