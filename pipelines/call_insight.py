@@ -256,11 +256,12 @@ def _call_local_dates(session: Session, window_calls: pd.DataFrame, as_of: date,
                           "where as_of between $staged_from and $as_of and timezone is not null "
                           "group by customer_id", {"as_of": as_of})
     zone_of = dict(zip(zones["customer_id"], zones["timezone"], strict=True))
-    dates = []
-    for call in window_calls.itertuples(index=False):
-        started = pd.Timestamp(call.started_at)
-        started = started.tz_localize("UTC") if started.tzinfo is None else started
-        dates.append(started.tz_convert(ZoneInfo(str(zone_of.get(call.customer_id) or default_timezone))).date())
+    started = pd.to_datetime(window_calls["started_at"], utc=True).reset_index(drop=True)
+    zone = pd.Series([str(zone_of.get(c) or default_timezone) for c in window_calls["customer_id"]], dtype=object)
+    dates = np.empty(len(window_calls), dtype=object)
+    for name, rows in zone.groupby(zone, sort=True).groups.items():  # one conversion per timezone, not per call
+        local = started.loc[rows].dt.tz_convert(ZoneInfo(str(name)))
+        dates[np.asarray(rows, dtype=np.int64)] = [stamp.date() for stamp in local]
     return pd.Series(dates, index=window_calls["call_id"].to_numpy(), dtype=object)
 
 
