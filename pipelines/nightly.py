@@ -122,8 +122,9 @@ def stage_embed(
     """Stage 3: the customers' own turns in the call window -> ``call_utterances`` + cached embeddings.
 
     Only texts not yet in ``embedding_cache`` for this model are encoded, so a rerun embeds nothing new.
-    The taxonomy's example phrases are embedded (and cached) with the same model. Runs the same plan / shard /
-    merge steps the DAG spreads over workers (``pipelines.embed_shards``), one after another in this process.
+    The taxonomy's example phrases are embedded (and cached) with the same model. Runs the same plan and shards
+    the DAG spreads over workers (``pipelines.embed_shards``) in this process, without the shards' Parquet files:
+    the model loads while the texts are cleaned, and each shard's vectors are stored while the next one encodes.
     """
     from pipelines.embed_shards import embed_all_shards
 
@@ -146,7 +147,10 @@ def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) ->
     policy = load_policy(thresholds.get("policy"))
     with Warehouse(paths.warehouse).session() as session:
         in_scope = session.frame("select * from in_scope_customers where as_of = $as_of", {"as_of": as_of})
-        behaviour = session.frame("select * from customer_behaviour where as_of = $as_of", {"as_of": as_of})
+        # only the in-scope customers' behaviour: segments are decided for them alone (43% of customers at M)
+        behaviour = session.frame("select * from customer_behaviour where as_of = $as_of and customer_id in "
+                                  "(select customer_id from in_scope_customers where as_of = $as_of)",
+                                  {"as_of": as_of})
         calls = session.frame("select * from call_insights where as_of = $as_of", {"as_of": as_of}) \
             if "call_insights" in session.table_names() else pd.DataFrame()
         model_id = str(calls["model_id"].iloc[0]) if len(calls) else ""
