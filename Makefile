@@ -53,7 +53,12 @@ strip-notebooks: venv
 
 # benchmarks print figures and assert nothing (bench/RESULTS.md); SCALE=S|M|L (10k / 200k / 1M customers)
 SCALE ?= S
-bench: venv
+# the bench extra (pyinstrument for --profile, BERTopic for the topic comparison) on top of the test venv
+$(VENV)/.bench-installed: $(STAMP)
+	$(PIP) install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/bench_scale.py --scale $(SCALE) --workdir bench/out/$(SCALE)
 
 clean:

@@ -273,19 +273,18 @@ def _machine() -> str:
     return f"{platform.node()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, load average {load}"
 
 
-def _topics(warehouse: Path, as_of: date, truth: Path | None) -> None:
-    """Print our clustering + naming vs BERTopic on the night's vectors (bench/bench_topics.py), when installed."""
-    try:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bench_topics import compare_topics, print_comparison
-    except ImportError as error:
-        print(f"clustering + naming vs BERTopic: not measured ({error})")
-        return
-    try:
-        print_comparison(compare_topics(warehouse, as_of, truth))
-    except ImportError as error:
-        print(f"clustering + naming vs BERTopic: not measured, BERTopic is not installed ({error}); "
-              "install it with `.venv/bin/pip install -e .[bench] -c requirements.lock`")
+def _topics(warehouse: Path, as_of: date, truth: Path | None, workdir: Path) -> None:
+    """Print our clustering + naming vs BERTopic on the night's vectors (bench/bench_topics.py, its own process).
+
+    A child process keeps numba and BERTopic out of this one; without BERTopic it times ours alone.
+    """
+    command = [sys.executable, str(Path(__file__).with_name("bench_topics.py")), "--warehouse", str(warehouse),
+               "--as-of", as_of.isoformat(), "--json", str(workdir / "topics.json")]
+    command += ["--truth", str(truth)] if truth is not None else []
+    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    print("\nclustering + naming vs BERTopic (bench/bench_topics.py; install BERTopic with "
+          "`.venv/bin/pip install -c requirements.lock -e .[bench]`):")
+    print(process.stdout.rstrip() if process.returncode == 0 else f"failed: {process.stderr[-2000:]}")
 
 
 def main() -> None:
@@ -361,7 +360,7 @@ def main() -> None:
     if not args.no_topics:
         truth = Path(written["base"]) / "truth.csv" if "base" in written else None
         _topics(warehouse, as_of1, truth if truth is not None and truth.is_file() and customers <= args.base_customers
-                else None)
+                else None, workdir)
     if not args.no_incremental:
         night1_warehouse = workdir / "night1.duckdb"
         _copy_warehouse(warehouse, night1_warehouse)
