@@ -164,11 +164,15 @@ def cleaned_utterance(text: str) -> str:
     Conservative: only sounds and set-off fillers go, never content words (额度, "I would like to").
     """
     cleaned = _NOISE_TAG.sub(" ", text)
-    cleaned = _REPEATED_DEMONSTRATIVE.sub(r"\1", cleaned)
+    # the substring tests only skip patterns that cannot match (most turns have no 这个/那个, 额 or 就是说)
+    if "这个" in cleaned or "那个" in cleaned:
+        cleaned = _REPEATED_DEMONSTRATIVE.sub(r"\1", cleaned)
     cleaned = _REPEATED_ACK.sub(lambda match: match.group(1) or match.group(2), cleaned)
     cleaned = _ZH_SOUND_FILLER.sub("", cleaned)
-    cleaned = _ZH_E_FILLER.sub("", cleaned)
-    cleaned = _ZH_WORD_FILLER.sub("", cleaned)
+    if "额" in cleaned:
+        cleaned = _ZH_E_FILLER.sub("", cleaned)
+    if "那个" in cleaned or "就是说" in cleaned:
+        cleaned = _ZH_WORD_FILLER.sub("", cleaned)
     cleaned = _EN_SOUND_FILLER.sub("", cleaned)
     cleaned = _tidy_punctuation(cleaned)
     # Parentheticals are recognised by their commas, so look for them after the tidy-up (", um, like, ").
@@ -241,10 +245,17 @@ def customer_utterances(turns: pd.DataFrame, min_chars: int = 4) -> pd.DataFrame
         raise ValueError(f"turns is missing columns {missing}; expected {_TURN_COLUMNS}")
     speaker = turns["speaker"].astype("string").str.strip().str.lower()
     customer = turns.loc[speaker.eq("customer").fillna(False).to_numpy(dtype=bool), _TURN_COLUMNS[:3]].copy()
-    texts = turns.loc[customer.index, "text"]
-    customer["text"] = [cleaned_utterance(text) if isinstance(text, str) else "" for text in texts]
-    keep = [not _is_greeting(text) and _content_length(text) >= min_chars for text in customer["text"]]
-    kept = customer.loc[keep]
+    texts = turns.loc[customer.index, "text"].tolist()
+    # Transcripts repeat turns word for word, so each distinct text is cleaned and judged once.
+    cleaned: dict[str, str] = {}
+    for text in texts:
+        if isinstance(text, str) and text not in cleaned:
+            cleaned[text] = cleaned_utterance(text)
+    customer_texts = [cleaned[text] if isinstance(text, str) else "" for text in texts]
+    customer["text"] = customer_texts
+    meaningful = {text: not _is_greeting(text) and _content_length(text) >= min_chars
+                  for text in {*cleaned.values(), ""}}
+    kept = customer.loc[[meaningful[text] for text in customer_texts]]
     return kept.sort_values(["call_id", "turn_no"], kind="stable").reset_index(drop=True)
 
 
@@ -275,4 +286,4 @@ def text_language(text: str) -> str:
     Redaction placeholders are ignored; text with neither script is 'en'.
     """
     letters = _PLACEHOLDER.sub("", text)
-    return "zh" if 2 * len(_HAN.findall(letters)) > len(_LATIN_LETTER.findall(letters)) else "en"
+    return "zh" if 2 * _HAN.subn("", letters)[1] > _LATIN_LETTER.subn("", letters)[1] else "en"

@@ -1,5 +1,6 @@
 -- grain: one row per turn of a call started within the call-insight lookback window, up to and including as_of.
--- the text is already redacted; the insight stage keeps only the customer's turns.
+-- the text is already redacted; the insight stage keeps only the customer's turns, so text is null on turns whose
+-- speaker cannot be the customer (no 'customer' in it, any case): fewer strings to hand to python.
 with calls as (
     select call_id, customer_id, started_at
     from stg_calls
@@ -26,7 +27,7 @@ final as (
         calls_in_window.started_at,
         turns.turn_no,
         turns.speaker,
-        turns.text
+        case when lower(turns.speaker) like '%customer%' then turns.text end as text
     from turns
     inner join calls_in_window using (call_id)
     order by turns.call_id, turns.turn_no

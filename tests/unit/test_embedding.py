@@ -191,6 +191,15 @@ def test_use_onnx_batch_size_one_is_exact_per_text() -> None:
     np.testing.assert_array_equal(embedder.encode(["I forgot the due date"])[0], together[0])
 
 
+def test_use_onnx_threads_do_not_spin_and_do_not_change_vectors() -> None:
+    texts = ["我失业了没钱还", "I lost my job and can't pay", "I forgot the due date", "好的", "能不能延期"]
+    one, two = UseOnnxEmbedder(batch_size=2, threads=1), UseOnnxEmbedder(batch_size=2, threads=2)
+    np.testing.assert_array_equal(one.encode(texts), two.encode(texts))
+    options = two._loaded_session().get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+
+
 def test_use_onnx_is_cross_lingual(use_embedder: UseOnnxEmbedder) -> None:
     chinese, english, unrelated = use_embedder.encode(
         ["我失业了没钱还", "I lost my job and can't pay", "I forgot the due date"]
@@ -215,6 +224,29 @@ def test_use_onnx_logs_progress(use_embedder: UseOnnxEmbedder, caplog: pytest.Lo
     assert "embedded 2/20 texts" in messages
     assert "embedded 10/20 texts" in messages
     assert any(message.startswith("embedded 20/20 texts in") for message in messages)
+
+
+def test_progress_at_debug_lowers_the_progress_of_this_thread_only(
+    use_embedder: UseOnnxEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from insights.embedding import progress_at_debug
+
+    texts = [f"第{index}期我会按时还款" for index in range(6)]
+    with caplog.at_level(logging.DEBUG, logger="insights.embedding"), progress_at_debug():
+        use_embedder.encode(texts)
+        other = threading.Thread(target=use_embedder.encode, args=(texts,))
+        other.start()
+        other.join()
+    progress = [(record.levelno, record.threadName == "MainThread") for record in caplog.records
+                if record.getMessage().startswith(("embedding 6 texts", "embedded "))]
+    assert (logging.DEBUG, True) in progress and (logging.INFO, False) in progress
+    assert (logging.INFO, True) not in progress and (logging.DEBUG, False) not in progress
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="insights.embedding"):
+        use_embedder.encode(texts)
+    assert any(record.getMessage().startswith("embedded 6/6 texts in") for record in caplog.records)
 
 
 # --- real sentence-transformers model (packaged all-MiniLM-L6-v2) --------------------------------

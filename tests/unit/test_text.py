@@ -220,6 +220,32 @@ def test_customer_utterances_min_chars_ignores_spaces_in_chinese() -> None:
     assert list(customer_utterances(turns, min_chars=3)["text"]) == ["没 钱 还", "我 失 业 了"]
 
 
+def test_customer_utterances_cleans_each_distinct_text_once_with_the_same_result(monkeypatch) -> None:
+    import insights.text as text_module
+
+    repeated = ["嗯，我失业了，这个月没钱还", "好的", "um, I lost my job", None, "嗯，我失业了，这个月没钱还", "好的"]
+    turns = pd.DataFrame(
+        {
+            "call_id": [f"c{n % 3}" for n in range(12)],
+            "customer_id": [f"u{n % 3}" for n in range(12)],
+            "turn_no": list(range(12)),
+            "speaker": ["customer", " Customer "] * 6,
+            "text": repeated * 2,
+        }
+    )
+    # the reference: every turn on its own
+    alone = pd.concat([customer_utterances(turns.iloc[[n]]) for n in range(len(turns))])
+    expected = alone.sort_values(["call_id", "turn_no"]).reset_index(drop=True)
+    cleaned: list[str] = []
+    original = text_module.cleaned_utterance
+    monkeypatch.setattr(text_module, "cleaned_utterance", lambda text: cleaned.append(text) or original(text))
+
+    result = customer_utterances(turns)
+
+    pd.testing.assert_frame_equal(result, expected)
+    assert len(result) == 6 and sorted(cleaned) == sorted({text for text in repeated if text})
+
+
 def test_customer_utterances_requires_columns() -> None:
     with pytest.raises(ValueError, match="speaker"):
         customer_utterances(pd.DataFrame({"call_id": [], "text": []}))
