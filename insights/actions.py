@@ -344,30 +344,63 @@ def _eligible_treatments(planned: Sequence[str], row: Mapping[str, Any], policy:
     return kept, dropped
 
 
+class _ActionMaker:
+    """Makes customer actions under one policy, each distinct case worked out once.
+
+    The rule depends on (segment, sub-reason, days past due) only, the eligible treatments on (rule, clean
+    history months, days past due, verified hardship) only: a night has few distinct cases.
+    """
+
+    def __init__(self, policy: ActionPolicy) -> None:
+        self.policy = policy
+        self._rules: dict[tuple[str, str, int], Rule] = {}
+        self._eligible: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+
+    def _rule(self, segment: str, sub_reason: str, dpd: int) -> Rule:
+        key = (segment, sub_reason, dpd)
+        if key not in self._rules:
+            self._rules[key] = matching_rule(segment, sub_reason, dpd, self.policy)
+        return self._rules[key]
+
+    def _eligible_treatments(self, rule: Rule, row: Mapping[str, Any], dpd: int) -> tuple[list[str], list[str]]:
+        # ineligibility() reads nothing of the row but these
+        key = (rule.treatments, int(row.get("clean_history_months") or 0), dpd,
+               _is_verified_hardship(row, self.policy))
+        if key not in self._eligible:
+            self._eligible[key] = _eligible_treatments(list(rule.treatments), row, self.policy)
+        return self._eligible[key]
+
+    def action(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Return :func:`customer_action` of ``row``."""
+        policy = self.policy
+        segment, sub_reason = str(row["segment"]), str(row.get("sub_reason") or "")
+        dpd = int(row.get("days_past_due") or 0)
+        rule = self._rule(segment, sub_reason, dpd)
+        why = f"{rule.why} (segment {segment}" + (f", sub-reason {sub_reason}" if sub_reason else "") + \
+            f", {dpd} days past due)"
+        group = "control" if is_control(str(row["customer_id"]), segment, policy) else "treatment"
+        planned = list(rule.treatments)
+        if group == "control":
+            treatments, dropped = list(policy.control_treatments), [f"{code}: held out as control" for code in planned]
+        else:
+            treatments, dropped = self._eligible_treatments(rule, row, dpd)
+        amount = float(row.get("amount_overdue") or 0.0)
+        costed = [policy.treatments[code] for code in treatments if policy.treatments[code].cost_cap]
+        cost = sum(treatment_cost(t, amount) for t in costed)
+        uplift = sum(t.expected_cure_uplift for t in costed)
+        benefit = float(row.get("confidence") or 0.0) * amount * uplift - cost if costed else 0.0
+        return {
+            "customer_id": row["customer_id"], "segment": segment, "sub_reason": sub_reason,
+            "rule_id": rule.rule_id, "rule_why": why, "experiment_group": group,
+            "planned_treatments": ";".join(planned), "treatments": ";".join(treatments),
+            "dropped_treatments": " | ".join(dropped), "cost": round(cost, 2), "expected_benefit": round(benefit, 2),
+            "cost_rank": None, "cap_status": "offered" if costed else "",
+        }
+
+
 def customer_action(row: Mapping[str, Any], policy: ActionPolicy) -> dict[str, Any]:
     """Return one customer's action before the cost cap: rule, group, treatments, dropped ones, cost, benefit."""
-    segment, sub_reason = str(row["segment"]), str(row.get("sub_reason") or "")
-    dpd = int(row.get("days_past_due") or 0)
-    rule = matching_rule(segment, sub_reason, dpd, policy)
-    why = f"{rule.why} (segment {segment}" + (f", sub-reason {sub_reason}" if sub_reason else "") + \
-        f", {dpd} days past due)"
-    group = "control" if is_control(str(row["customer_id"]), segment, policy) else "treatment"
-    planned = list(rule.treatments)
-    if group == "control":
-        treatments, dropped = list(policy.control_treatments), [f"{code}: held out as control" for code in planned]
-    else:
-        treatments, dropped = _eligible_treatments(planned, row, policy)
-    amount = float(row.get("amount_overdue") or 0.0)
-    costed = [policy.treatments[code] for code in treatments if policy.treatments[code].cost_cap]
-    cost = sum(treatment_cost(t, amount) for t in costed)
-    uplift = sum(t.expected_cure_uplift for t in costed)
-    benefit = float(row.get("confidence") or 0.0) * amount * uplift - cost if costed else 0.0
-    return {
-        "customer_id": row["customer_id"], "segment": segment, "sub_reason": sub_reason, "rule_id": rule.rule_id,
-        "rule_why": why, "experiment_group": group, "planned_treatments": ";".join(planned),
-        "treatments": ";".join(treatments), "dropped_treatments": " | ".join(dropped), "cost": round(cost, 2),
-        "expected_benefit": round(benefit, 2), "cost_rank": None, "cap_status": "offered" if costed else "",
-    }
+    return _ActionMaker(policy).action(row)
 
 
 def with_cost_caps(actions: pd.DataFrame, policy: ActionPolicy) -> pd.DataFrame:
@@ -380,25 +413,39 @@ def with_cost_caps(actions: pd.DataFrame, policy: ActionPolicy) -> pd.DataFrame:
     result = actions.copy()
     for cap, limit in policy.cost_caps.items():
         codes = {code for code, t in policy.treatments.items() if t.cost_cap == cap}
-        has = result["treatments"].map(lambda text, codes=codes: bool(codes & set(str(text).split(";"))))
-        ranked = result[has].sort_values(["expected_benefit", "customer_id"], ascending=[False, True])
+        texts = result["treatments"]
+        holding = [text for text in texts.unique() if codes & set(str(text).split(";"))]
+        ranked = result[texts.isin(holding)].sort_values(["expected_benefit", "customer_id"], ascending=[False, True])
         left = limit
-        for rank, (index, row) in enumerate(ranked.iterrows(), start=1):
-            result.at[index, "cost_rank"] = rank
-            if row["cost"] <= left:
-                left -= row["cost"]
+        excluded: list[Any] = []
+        kept_treatments: list[str] = []
+        notes: list[str] = []
+        for rank, (index, cost, text, dropped) in enumerate(zip(
+                ranked.index, ranked["cost"].tolist(), ranked["treatments"].tolist(),
+                ranked["dropped_treatments"].tolist(), strict=True), start=1):
+            if cost <= left:
+                left -= cost
                 continue
-            kept = [c for c in str(row["treatments"]).split(";") if c not in codes]
-            lost = [c for c in str(row["treatments"]).split(";") if c in codes]
+            kept = [c for c in str(text).split(";") if c not in codes]
+            lost = [c for c in str(text).split(";") if c in codes]
             note = " | ".join(f"{code}: nightly {cap} cap of {limit:g} reached (rank {rank})" for code in lost)
-            result.at[index, "treatments"] = ";".join(kept)
-            result.at[index, "dropped_treatments"] = " | ".join(x for x in (row["dropped_treatments"], note) if x)
-            result.at[index, "cap_status"] = "excluded_by_cap"
-            result.at[index, "cost"] = 0.0
+            excluded.append(index)
+            kept_treatments.append(";".join(kept))
+            notes.append(" | ".join(x for x in (dropped, note) if x))
+        result.loc[ranked.index, "cost_rank"] = range(1, len(ranked) + 1)
+        if excluded:
+            result.loc[excluded, "treatments"] = kept_treatments
+            result.loc[excluded, "dropped_treatments"] = notes
+            result.loc[excluded, "cap_status"] = "excluded_by_cap"
+            result.loc[excluded, "cost"] = 0.0
         log.info("cost cap %s: %d offered for %.2f of %.2f, %d excluded", cap,
                  int((result.loc[ranked.index, "cap_status"] == "offered").sum()), limit - left, limit,
                  int((result.loc[ranked.index, "cap_status"] == "excluded_by_cap").sum()))
     return result
+
+
+_ACTION_INPUTS = ("customer_id", "segment", "sub_reason", "confidence", "days_past_due", "amount_overdue",
+                  "clean_history_months", "call_intent", "behaviour_signal")
 
 
 def care_actions(customers: pd.DataFrame, policy: ActionPolicy) -> pd.DataFrame:
@@ -407,7 +454,10 @@ def care_actions(customers: pd.DataFrame, policy: ActionPolicy) -> pd.DataFrame:
     ``customers`` needs customer_id, segment, sub_reason, confidence, days_past_due, amount_overdue and, for
     eligibility, clean_history_months, call_intent and behaviour_signal.
     """
-    rows = [customer_action(row, policy) for row in customers.to_dict(orient="records")]
+    used = [column for column in _ACTION_INPUTS if column in customers.columns]
+    maker = _ActionMaker(policy)
+    rows = [maker.action(dict(zip(used, values, strict=True)))
+            for values in zip(*(customers[column].tolist() for column in used), strict=True)]
     actions = pd.DataFrame(rows, columns=ACTION_COLUMNS).astype({"cost_rank": "Int64"})
     if actions.empty:
         return actions

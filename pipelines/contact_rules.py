@@ -253,6 +253,41 @@ def next_allowed_contact(
     raise ValueError(f"no allowed contact time found after {not_before} in {timezone} for {rule_set.name}")
 
 
+def look_back_days(rule_set: RuleSet) -> dict[str, int | None]:
+    """Return per kind of contact how many local days before the first searched day the call limits look back.
+
+    Keys are the :class:`ContactHistory` fields; None: the rule set has no limit on that kind. A search that
+    starts on local day D looks at days from D on, so the 7-day attempt count sees days from D - (days - 1),
+    the daily unanswered count days from D, and the quiet period a conversation from D - (quiet days - 1).
+    """
+    attempts_days = rule_set.max_call_attempts_days if rule_set.max_call_attempts else None
+    quiet = rule_set.quiet_days_after_conversation
+    return {"call_attempts": attempts_days - 1 if attempts_days else None,
+            "unanswered_attempts": 0 if rule_set.max_unanswered_attempts_per_day else None,
+            "conversations": quiet - 1 if quiet else None}
+
+
+def visible_history(history: ContactHistory, not_before: datetime, zone: ZoneInfo, rule_set: RuleSet
+                    ) -> tuple[tuple[date, ...], tuple[date, ...], tuple[date, ...]]:
+    """Return the local days of ``history`` that the call limits can see from ``not_before`` on, sorted.
+
+    (call attempt days, unanswered attempt days, conversation days), repeats kept, each from
+    :func:`look_back_days` before the local day of ``not_before``. Histories with the same visible days get the
+    same :func:`next_allowed_contact` from ``not_before`` in ``zone`` under ``rule_set``: a batch computes it once.
+    """
+    first = _local_day(not_before, zone)
+    look_back = look_back_days(rule_set)
+
+    def seen(kind: str) -> tuple[date, ...]:
+        instants: tuple[datetime, ...] = getattr(history, kind)
+        days = look_back[kind]
+        if days is None or not instants:
+            return ()
+        return tuple(sorted(d for d in _days(instants, zone) if d >= first - timedelta(days=days)))
+
+    return seen("call_attempts"), seen("unanswered_attempts"), seen("conversations")
+
+
 def is_do_not_call(texts: Sequence[str], phrases: Sequence[str]) -> bool:
     """Return True when any customer text asks not to be called (case-insensitive phrase match)."""
     lowered = [" ".join(str(t).lower().split()) for t in texts]

@@ -45,10 +45,22 @@ def export_frame(segments: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Return the export columns, sorted by customer; refuses rows whose evidence still holds PII."""
     frame = segments.assign(as_of=as_of.isoformat())[EXPORT_COLUMNS].sort_values("customer_id").reset_index(
         drop=True)
-    leaking = frame["evidence"].fillna("").map(contains_pii)
+    leaking = _holds_pii(frame["evidence"])
     if leaking.any():
         raise ValueError(f"{int(leaking.sum())} export rows carry PII in their evidence; refusing to export")
     return frame
+
+
+def _holds_pii(evidence: pd.Series) -> pd.Series:
+    """Return per row whether its evidence still holds PII (each distinct text checked once)."""
+    texts = evidence.fillna("")
+    return texts.isin([text for text in texts.unique() if contains_pii(text)])
+
+
+def _mapped(values: pd.Series, function: Any) -> pd.Series:
+    """Return ``values.map(function)`` with ``function`` called once per distinct value."""
+    distinct = values.drop_duplicates()
+    return values.map(dict(zip(distinct.tolist(), distinct.map(function).tolist(), strict=True)))
 
 
 def _sha256(path: Path) -> str:
@@ -114,12 +126,16 @@ def channel_exports(actions: pd.DataFrame, segments: pd.DataFrame, as_of: date,
     extra = segments[["customer_id", "confidence", "reasons", "evidence", "days_past_due", "amount_overdue"]]
     base = actions.merge(extra, on="customer_id", how="left").assign(
         as_of=as_of.isoformat(), segment_zh=lambda f: f["segment"].map(lambda s: segment_labels_zh.get(s, s)))
+    # only the columns some export is built from: the per-channel row selections copy less
+    used = {*(c for layout in EXPORT_LAYOUTS.values() for c in layout), *_CHANNEL_COLUMN.values(), "route",
+            "next_call_at_utc", "next_call_at_local", "next_message_at_utc", "next_message_at_local"}
+    slim = base[[c for c in base.columns if c in used]]
     frames: dict[str, pd.DataFrame] = {}
     for name, column in _CHANNEL_COLUMN.items():
-        rows = base[base[column].fillna("") != ""].copy()
+        rows = slim[slim[column].fillna("") != ""].copy()
         rows["treatments"] = rows[column]
         rows["channel"] = _CHANNEL_OF_EXPORT[name]
-        rows["treatments_zh"] = rows[column].map(lambda codes: _labels(codes, treatment_labels_zh))
+        rows["treatments_zh"] = _mapped(rows[column], lambda codes: _labels(codes, treatment_labels_zh))
         timing = "call" if name in ("call_list", "review_queue") else "message"
         rows["next_contact_at_utc"] = _utc_text(rows[f"next_{timing}_at_utc"])
         rows["next_contact_at_local"] = rows[f"next_{timing}_at_local"]
@@ -129,7 +145,7 @@ def channel_exports(actions: pd.DataFrame, segments: pd.DataFrame, as_of: date,
     excluded = base[base["cap_status"] == "excluded_by_cap"]
     frames["cap_excluded"] = excluded.reindex(columns=EXPORT_LAYOUTS["cap_excluded"]).sort_values(
         ["cost_rank", "customer_id"]).reset_index(drop=True)
-    leaking = frames["review_queue"]["evidence"].fillna("").map(contains_pii)
+    leaking = _holds_pii(frames["review_queue"]["evidence"])
     if leaking.any():
         raise ValueError(f"{int(leaking.sum())} review_queue rows carry PII in their evidence; refusing to export")
     return frames

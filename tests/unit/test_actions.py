@@ -183,3 +183,37 @@ def test_the_policy_check_command_lists_rules_and_fails_on_errors(tmp_path, caps
     raw["rules"].append({"id": "typo", "segment": "hardship", "treatments": ["nope"]})
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     assert main(["policy-check", "--policy", str(path)]) == 2
+
+
+def test_a_batch_decides_each_customer_as_customer_action_does_alone():
+    import itertools
+
+    policy = load_action_policy(None, KNOWN)  # with the control split
+    combos = itertools.product(["hardship", "forgetful", "intent_to_default", "needs_review"],
+                               ["job_loss", "illness_injury", "disputes_debt", ""], [0, 5, 40, 95], [0, 3, 12])
+    rows = [customer(f"C{n:03d}", segment, sub_reason, days_past_due=dpd, clean_history_months=months,
+                     behaviour_signal="hardship" if n % 3 else "forgetful", amount_overdue=100.0 + n)
+            for n, (segment, sub_reason, dpd, months) in enumerate(combos)]
+    raw = copy.deepcopy(RAW)
+    for cap in raw["cost_caps"].values():
+        cap["nightly_limit"] = 10**9  # no cap: the batch must equal the rows one by one
+    policy = action_policy_from_mapping(raw, KNOWN)
+    batch = care_actions(pd.DataFrame(rows), policy).set_index("customer_id")
+    alone = pd.DataFrame([customer_action(row, policy) for row in rows]).set_index("customer_id")
+    columns = [c for c in ACTION_COLUMNS[1:] if c not in ("cost_rank",)]
+    pd.testing.assert_frame_equal(batch[columns], alone.loc[batch.index, columns], check_dtype=False)
+    assert batch["experiment_group"].nunique() == 2 and batch["dropped_treatments"].ne("").any()
+
+
+def test_the_cap_skips_an_offer_that_no_longer_fits_and_keeps_going_down_the_ranking():
+    raw = copy.deepcopy(NO_CONTROL)
+    raw["cost_caps"]["waived_interest"]["nightly_limit"] = 100
+    policy = action_policy_from_mapping(raw, KNOWN)
+    customers = pd.DataFrame([customer(name, sub_reason="illness_injury", amount_overdue=amount, confidence=0.9)
+                              for name, amount in (("A", 1000.0), ("B", 2000.0), ("C", 300.0), ("D", 600.0))])
+    actions = care_actions(customers, policy).set_index("customer_id")
+    # ranked B (150), A (75), D (45), C (22.5): B does not fit, A does, D does not (75 + 45 > 100), C does
+    assert actions["cost_rank"].to_dict() == {"A": 2, "B": 1, "C": 4, "D": 3}
+    assert actions["cap_status"].to_dict() == {"A": "offered", "B": "excluded_by_cap", "C": "offered",
+                                               "D": "excluded_by_cap"}
+    assert actions.loc[["B", "D"], "cost"].tolist() == [0.0, 0.0]

@@ -9,8 +9,10 @@ from pipelines.contact_rules import (
     contact_rules_from_mapping,
     is_do_not_call,
     load_contact_rules,
+    look_back_days,
     next_allowed_contact,
     portfolio_for,
+    visible_history,
 )
 
 RULES = load_contact_rules()
@@ -146,3 +148,54 @@ def test_bad_rule_files_are_refused_with_the_reason():
         contact_rules_from_mapping({**base, "portfolios": [{**base["portfolios"][0], "default": False}]})
     with pytest.raises(ValueError, match="timezone-aware"):
         next_allowed_contact(datetime(2026, 7, 1, 9, 0), "UTC", US)
+
+
+def _random_history(seed: int, zone: ZoneInfo, around: datetime) -> ContactHistory:
+    import random
+
+    chooser = random.Random(seed)
+
+    def instants(count: int) -> tuple[datetime, ...]:
+        return tuple(sorted((around + timedelta(hours=chooser.randint(-14 * 24, 2 * 24),
+                                                minutes=chooser.choice((0, 5, 30)))).astimezone(UTC)
+                            for _ in range(count)))
+
+    tries = instants(chooser.randint(0, 12))
+    return ContactHistory(call_attempts=tries + instants(chooser.randint(0, 3)),
+                          unanswered_attempts=tries, conversations=instants(chooser.randint(0, 2)))
+
+
+@pytest.mark.parametrize(("zone_name", "rule_set", "start"), [
+    ("America/New_York", US, (2026, 3, 8, 0, 0)),  # spring forward
+    ("America/New_York", US, (2026, 11, 1, 0, 0)),  # fall back
+    ("America/Los_Angeles", US, (2026, 7, 2, 0, 0)),
+    ("Asia/Shanghai", CHINA, (2026, 7, 2, 0, 0)),
+])
+def test_histories_with_the_same_visible_days_get_the_same_next_call(zone_name, rule_set, start):
+    zone = ZoneInfo(zone_name)
+    not_before = local(zone, *start)
+    by_key: dict = {}
+    for seed in range(300):
+        history = _random_history(seed, zone, not_before)
+        key = visible_history(history, not_before, zone, rule_set)
+        got = next_allowed_contact(not_before, zone_name, rule_set, history)
+        # only what the limits can see matters: the history cut to its visible days gives the same answer
+        first = not_before.astimezone(zone).date()
+        back = look_back_days(rule_set)
+        cut = ContactHistory(**{kind: tuple(i for i in getattr(history, kind) if back[kind] is not None
+                                            and i.astimezone(zone).date() >= first - timedelta(days=back[kind]))
+                                for kind in back})
+        assert next_allowed_contact(not_before, zone_name, rule_set, cut) == got
+        assert by_key.setdefault(key, got) == got
+    assert len(by_key) > 5  # the random histories do reach different outcomes
+
+
+def test_visible_history_keeps_the_days_each_limit_looks_at():
+    start = local(NEW_YORK, 2026, 7, 2, 0, 0)
+    days = [local(NEW_YORK, 2026, 6, day, 12, 0).astimezone(UTC) for day in (24, 25, 26, 30)]
+    history = ContactHistory(call_attempts=tuple(days), unanswered_attempts=tuple(days), conversations=tuple(days))
+    attempts, unanswered, talked = visible_history(history, start, NEW_YORK, US)
+    assert attempts == (date(2026, 6, 26), date(2026, 6, 30))  # 7-day window from 2 July: 26 June on
+    assert unanswered == ()  # Reg F has no daily unanswered limit
+    assert talked == (date(2026, 6, 26), date(2026, 6, 30))
+    assert visible_history(history, start, SHANGHAI, CHINA) == ((), (), ())  # China: only the day itself

@@ -108,7 +108,8 @@ def inputs() -> OutreachInputs:
     return OutreachInputs(
         as_of=AS_OF, rules=RULES, treatment_channels=CHANNELS,
         timezones={"CN": "Asia/Shanghai", "US": "America/New_York", "DISPUTE": "Asia/Shanghai"},
-        histories={"US": ContactHistory(call_attempts=(talked,), conversations=(talked,))},
+        contacts=pd.DataFrame({"customer_id": ["US", "US"], "kind": ["call_attempts", "conversations"],
+                               "at": pd.to_datetime([talked, talked], utc=True)}),
         do_not_call=frozenset(), next_due_on={"CN": date(2026, 7, 12)})
 
 
@@ -172,3 +173,103 @@ def test_the_export_folder_is_replaced_whole_with_manifest_and_success_last(tmp_
     again = write_export_folder(frames, tmp_path, AS_OF, ["csv"], {"policy_version": "p1"})
     assert (folder / "_SUCCESS").is_file() and not (folder / "call_list.parquet").exists()
     assert again.files["call_list.csv"] == report.files["call_list.csv"]
+
+
+def test_each_customer_gets_the_next_call_the_contact_rules_give_for_their_own_history():
+    import random
+
+    from pipelines.contact_rules import next_allowed_contact
+
+    chooser = random.Random(7)
+    zones = ["America/New_York", "America/Chicago", "Asia/Shanghai", "Europe/London", ""]
+    customers = [f"C{n:03d}" for n in range(240)]
+    timezones = {c: chooser.choice(zones) for c in customers}
+    events = []
+    for customer in customers[:200]:
+        for _ in range(chooser.randint(0, 10)):
+            at = datetime(2026, 7, 2, 16, tzinfo=UTC) - pd.Timedelta(hours=chooser.randint(0, 12 * 24))
+            kind = chooser.choice(["call_attempts", "unanswered_attempts", "conversations"])
+            events.append({"customer_id": customer, "kind": kind, "at": at})
+    contacts = pd.DataFrame(events).assign(at=lambda f: pd.to_datetime(f["at"], utc=True))
+    actions = pd.DataFrame({"customer_id": customers + customers[:3], "treatments": "human_follow_up",
+                            "sub_reason": "", "reasons": ""})
+    given = OutreachInputs(as_of=AS_OF, rules=RULES, treatment_channels=CHANNELS, timezones=timezones,
+                           contacts=contacts, do_not_call=frozenset(), next_due_on={})
+    plan = outreach_plan(actions, given)
+    assert len(plan) == len(actions) and plan["call_block_reason"].nunique() > 1
+    for row in plan.itertuples(index=False):
+        mine = contacts[contacts["customer_id"] == row.customer_id]
+        history = ContactHistory(**{kind: tuple(sorted(mine.loc[mine["kind"] == kind, "at"].dt.to_pydatetime()))
+                                    for kind in ("call_attempts", "unanswered_attempts", "conversations")})
+        expected = next_allowed_contact(earliest_contact(AS_OF, row.timezone), row.timezone,
+                                        RULES.rule_sets[row.rule_set], history)
+        assert (row.next_call_at_utc, row.next_call_at_local) == (expected.at_utc, expected.at_local.isoformat())
+        assert (row.call_block_reason, row.call_attempts_left) == (expected.reason, expected.attempts_left)
+
+
+def _attempts_as_dict_reader_reads_them(path) -> list[dict]:
+    import csv
+
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        return [{key.strip().lower(): value for key, value in row.items() if key}
+                for row in csv.DictReader(handle)
+                if any((value or "").strip() for value in row.values() if isinstance(value, str))]
+
+
+@pytest.mark.parametrize(("header", "ragged"), [("customer_id,attempted_at,outcome,note", True),
+                                                ("customer_id,attempted_at,outcome,note", False),
+                                                (" Customer_ID ,attempted_at,outcome,OUTCOME", True)])
+def test_attempt_files_read_like_csv_dict_reader_rows_even_when_ragged(tmp_path, header, ragged):
+    path = tmp_path / "contact_attempts.csv"
+    path.write_text("\n".join([
+        header,
+        "C1,2026-07-01T09:00:00+08:00,no_answer,x",
+        "C2,2026-07-01T09:00:00+08:00,busy" + ("" if ragged else ","),  # short row: the missing field is None
+        "C3,2026-07-01T09:05:00+08:00,voicemail," + ("x,extra,fields" if ragged else "\t"),  # long row: extras dropped
+        "",
+        " , , , ",  # blank
+        "C1,2026-07-01T01:00:00Z,No_Answer,x",  # duplicate of row 1
+        "C4,not a time,busy,x",
+        'C5,"2026-07-01T09:00:00+08:00",answered,"a, b"',
+        ",2026-07-01T09:00:00+08:00,busy,x",
+    ]) + "\n", encoding="utf-8")
+    got = read_attempts(path)
+    expected = checked_attempts(_attempts_as_dict_reader_reads_them(path))
+    assert got.rows_read == expected.rows_read
+    pd.testing.assert_frame_equal(got.good, expected.good)
+    pd.testing.assert_frame_equal(got.quarantine, expected.quarantine)
+    assert len(got.quarantine) >= 3
+    if header.startswith("customer_id"):
+        details = dict(zip(got.quarantine["source_row"], got.quarantine["detail"], strict=True))
+        assert details[4] == "same customer and time as row 1" and got.quarantine["rule"].tolist() == [
+            "duplicate_row", "bad_timestamp", "bad_outcome", "missing_key"]
+
+
+def test_exports_count_every_row_whose_evidence_holds_pii_even_when_texts_repeat():
+    from pipelines.exports import export_frame
+
+    segments = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "segment": "forgetful", "confidence": 0.5,
+                             "action": "x", "reasons": "r", "sub_reason": "", "days_past_due": 1,
+                             "amount_overdue": 1.0,
+                             "evidence": ["call me on 13812345678", None, "call me on 13812345678", "ok"]})
+    with pytest.raises(ValueError, match="^2 export rows carry PII"):
+        export_frame(segments, AS_OF)
+    clean = export_frame(segments.assign(evidence=["ok", None, "ok", "fine"]), AS_OF)
+    assert clean["customer_id"].tolist() == ["A", "B", "C", "D"]
+
+
+def test_the_care_actions_contract_can_be_checked_in_duckdb_and_stops_a_bad_partition(tmp_path):
+    from pipelines.contracts import ContractError
+    from pipelines.outreach import _in_place_check
+    from pipelines.warehouse import Warehouse
+
+    rows = pd.DataFrame({"customer_id": ["A", "A"], "segment": "forgetful", "rule_id": "r", "rule_why": "w",
+                         "experiment_group": "treatment", "planned_treatments": "", "treatments": "",
+                         "cost": [0.0, 1.0]})
+    with Warehouse(tmp_path / "w.duckdb").session() as session:
+        with pytest.raises(ContractError, match="customer_id"):
+            session.replace_partition("care_actions", AS_OF, rows, validate_in_place=_in_place_check("care_actions"))
+        assert session.scalar("select count(*) from care_actions") == 0  # rolled back
+        session.replace_partition("care_actions", AS_OF, rows.iloc[:1], validate_in_place=_in_place_check(
+            "care_actions"))
+        assert session.scalar("select count(*) from care_actions") == 1
