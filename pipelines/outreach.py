@@ -547,14 +547,19 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
     with Warehouse(warehouse).session() as session:
         _store_attempts(session, as_of, attempts)
         customers = _customers_for_actions(session, as_of)
-        calls = session.frame("select customer_id, started_at, direction, customer_turn_count from stg_calls "
-                              "where as_of = $as_of", params)
-        turns = session.frame("select c.customer_id, t.speaker, t.text from stg_call_turns t join stg_calls c "
-                              "on c.as_of = t.as_of and c.call_id = t.call_id where t.as_of = $as_of", params)
+        # the night's staged state: partitions $staged_from..$as_of (just $as_of for a snapshot night), the latest
+        # version of each call and the latest known timezone of each customer
+        staged_calls = ("(select * from stg_calls where as_of between $staged_from and $as_of "
+                        "qualify row_number() over (partition by call_id order by as_of desc) = 1)")
+        calls = session.frame("select customer_id, started_at, direction, customer_turn_count from "
+                              f"{staged_calls}", params)
+        turns = session.frame(f"select c.customer_id, t.speaker, t.text from stg_call_turns t join {staged_calls} c "
+                              "on c.as_of = t.as_of and c.call_id = t.call_id", params)
         stored_attempts = session.frame("select customer_id, attempted_at from stg_contact_attempts "
-                                        "where as_of = $as_of", params)
-        zones = session.frame("select customer_id, timezone from stg_customers where as_of = $as_of "
-                              "and timezone is not null and timezone <> ''", params)
+                                        "where as_of between $staged_from and $as_of", params)
+        zones = session.frame("select customer_id, arg_max(timezone, as_of) as timezone from stg_customers "
+                              "where as_of between $staged_from and $as_of and timezone is not null "
+                              "and timezone <> '' group by customer_id order by customer_id", params)
         due = session.frame("select customer_id, min(due_on) as next_due_on from installment_status "
                             "where as_of = $as_of and due_on > $as_of and not is_fully_paid group by customer_id",
                             params)
