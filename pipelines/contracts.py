@@ -4,14 +4,15 @@ A contract names its table, states its grain and lists expectations (``type`` is
 ``gx.expectations`` class, ``kwargs`` its arguments, ``description`` why it holds). ``derived_columns`` are
 SQL expressions the caller adds to the frame before validating (arithmetic rules); ``model`` names the SQL
 model that builds the frame when the contract is about a derived grain rather than a stored table.
-Great Expectations is imported inside :func:`contract_failures` only: the import takes seconds.
+Great Expectations is imported inside :func:`contract_failures` and :func:`import_great_expectations` only:
+the import takes seconds (the load starts it in a thread while DuckDB reads the landing files).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,32 @@ def _expectation_classes() -> dict[str, type]:
     return {str(getattr(cls, "expectation_type", "")): cls for cls in classes if isinstance(cls, type)}
 
 
+def import_great_expectations() -> None:
+    """Import Great Expectations (4-7 s) quietly, e.g. in a thread while the warehouse reads the landing files.
+
+    Afterwards GE skips the md5 fingerprint of every pandas batch (a batch marker in the result's metadata, not
+    a check): hashing every value of a 4M-row frame cost seconds per contract, twice per validation.
+    """
+    _quiet_great_expectations()  # before the import: GE logs at INFO while it imports
+    import great_expectations  # noqa: F401
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    _quiet_great_expectations()
+    pandas_execution_engine.HASH_THRESHOLD = 0  # frames smaller than this are fingerprinted; none is
+
+
+def checked_columns(contract: Contract) -> list[str] | None:
+    """Return the columns the expectations of ``contract`` read, in first-use order.
+
+    None when some expectation may read other columns too (a type or an argument, such as ``row_condition``,
+    that only Great Expectations interprets): then the whole relation must be validated.
+    """
+    if not all(sql_translatable(spec) for spec in contract.expectations):
+        return None
+    columns = [column for spec in contract.expectations for column in _spec_columns(spec)]
+    return list(dict.fromkeys(columns))
+
+
 def _quiet_great_expectations() -> None:
     """Set GE's loggers to WARNING (some of its modules set their own logger to INFO when imported)."""
     names = [name for name in logging.root.manager.loggerDict if name.startswith("great_expectations.")]
@@ -135,19 +162,38 @@ def _quiet_great_expectations() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _suite(contract: Contract) -> Any:
-    """Build the GE suite of a contract; each expectation remembers its position in ``meta``."""
+def _suite(contract: Contract, positions: Sequence[int] | None = None) -> Any:
+    """Build the GE suite of a contract, or of its expectations at ``positions``; each remembers its position."""
     import great_expectations as gx
 
     classes = _expectation_classes()
     suite = gx.ExpectationSuite(name=contract.table)
-    for position, spec in enumerate(contract.expectations):
+    chosen = range(len(contract.expectations)) if positions is None else positions
+    for position in chosen:
+        spec = contract.expectations[position]
         if spec.type not in classes:
             raise ValueError(f"contract {contract.table}: unknown expectation type {spec.type!r}")
         suite.add_expectation(
             classes[spec.type](**spec.kwargs, description=spec.description, meta={"position": position})
         )
     return suite
+
+
+def expectation_groups(contract: Contract, present: Collection[str]) -> list[tuple[list[str] | None, list[int]]]:
+    """Return (columns, expectation positions) per distinct column set the expectations read, in contract order.
+
+    GE's pandas engine copies every column of the frame for each expectation (it drops the rows where the
+    expectation's column is null), so each group is validated on a frame of its own columns only. Columns
+    None: validate on the whole frame (an expectation that may read other columns, or a column ``present``
+    lacks, which GE must report on the frame as given).
+    """
+    if checked_columns(contract) is None:
+        return [(None, list(range(len(contract.expectations))))]
+    groups: dict[tuple[str, ...] | None, list[int]] = {}
+    for position, spec in enumerate(contract.expectations):
+        columns = tuple(dict.fromkeys(_spec_columns(spec)))
+        groups.setdefault(columns if set(columns) <= set(present) else None, []).append(position)
+    return [(list(columns) if columns is not None else None, positions) for columns, positions in groups.items()]
 
 
 def _exception_message(info: Mapping[str, Any] | None) -> str | None:
@@ -195,25 +241,28 @@ def contract_failures(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     Columns: expectation, column, description, unexpected_count, element_count, sample (up to 5 unexpected
     values, or the observed value / error). Derived columns must already be in ``frame``.
     """
-    _quiet_great_expectations()  # before the import: GE logs at INFO while it imports
+    import_great_expectations()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    _quiet_great_expectations()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas(name=f"{contract.table}_source").add_dataframe_asset(
         name=contract.table
     )
-    batch = asset.add_batch_definition_whole_dataframe("whole_frame").get_batch(
-        batch_parameters={"dataframe": _validation_frame(frame)}
-    )
-    validation = batch.validate(
-        _suite(contract),
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE_SIZE},
-    )
-    failed = {result.expectation_config.meta["position"]: result for result in validation.results
-              if not result.success}
+    definition = asset.add_batch_definition_whole_dataframe("whole_frame")
+    validated = _validation_frame(frame)
+    results = []
+    for columns, positions in expectation_groups(contract, set(frame.columns)):
+        batch = definition.get_batch(
+            batch_parameters={"dataframe": validated if columns is None else validated[columns]}
+        )
+        validation = batch.validate(
+            _suite(contract, positions),
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": _SAMPLE_SIZE},
+        )
+        results.extend(validation.results)
+    failed = {result.expectation_config.meta["position"]: result for result in results if not result.success}
     failures = [_failure_row(contract.expectations[at], failed[at]) for at in sorted(failed)]
     return pd.DataFrame(failures, columns=FAILURE_COLUMNS)
 

@@ -2,8 +2,9 @@
 
 The input contract lives in ``data_contracts/landing.yaml`` (file names, required columns, row rules).
 Rows that break a rule are never dropped: they come back as quarantine rows (rule, detail, PII-redacted raw
-record). Repayments are checked in SQL (``sql/staging/repayments_checked.sql``); calls and customers are
-small and are checked here, in Python. Nothing in this module touches the warehouse.
+record). Repayments are checked in SQL (``sql/staging/repayments_checked.sql``, duplicates in
+``sql/staging/repayment_duplicates.sql``); calls and customers are small and are checked here, in Python.
+Nothing in this module touches the warehouse.
 
 Glossary: PII = personally identifying information; BOM = byte-order mark; IANA = the tz database.
 """
@@ -20,7 +21,7 @@ import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -230,9 +231,15 @@ def redacted_record(record: Any) -> str:
     return json.dumps(_redacted_value(record), ensure_ascii=False)
 
 
+@lru_cache(maxsize=1 << 16)
+def _redacted_field(value: str) -> str:
+    # quarantined records repeat their dates, amounts and ids: redact each distinct field once
+    return redact_pii(value)
+
+
 def _redacted_value(value: Any) -> Any:
     if isinstance(value, str):
-        return redact_pii(value)
+        return _redacted_field(value)
     if isinstance(value, Mapping):
         return {key: _redacted_value(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -29,9 +29,11 @@ from pipelines.contracts import (
     CONTRACT_ENGINES,
     Contract,
     ContractError,
+    checked_columns,
     contract_failures,
     contract_failures_sql,
     derived_select_list,
+    import_great_expectations,
     table_contract,
 )
 from pipelines.landing import (
@@ -166,8 +168,13 @@ def _repayments_source(path: Path, encoding: str) -> _RepaymentsSource:
     return _RepaymentsSource(path, chosen, column_mapping(csv_header(path, chosen), "repayments", path.name))
 
 
-def _read_repayments(session: Session, source: _RepaymentsSource, scratch: Path) -> None:
-    """Create the temp table landing_repayments: the contract columns as text, in file order."""
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _landing_view(source: _RepaymentsSource, readable: Path) -> str:
+    """Return the select of the contract columns as text, in file order, from the file ``readable``."""
+    path = _sql_string(str(readable))
     if source.encoding is None:
         # a timestamp-typed date column is cut to its date, so it reads like a CSV date
         select = ", ".join(
@@ -176,22 +183,25 @@ def _read_repayments(session: Session, source: _RepaymentsSource, scratch: Path)
             else f"cast({_quoted(name)} as varchar) as {column}"
             for column, name in source.columns.items()
         )
-        statement = (
-            f"create or replace temp table landing_repayments as select {select} "
-            "from read_parquet($path, file_row_number = true) order by file_row_number"
-        )
-        readable = source.path
-    else:
-        select = ", ".join(f"{_quoted(name)} as {column}" for column, name in source.columns.items())
-        statement = (
-            f"create or replace temp table landing_repayments as select {select} "
-            f"from read_csv($path, {_CSV_OPTIONS})"
-        )
-        # DuckDB reads UTF-8 only (other encodings need a downloaded extension): re-encode a GB18030 file
-        is_gb18030 = source.encoding == "gb18030"
-        readable = utf8_copy(source.path, source.encoding, scratch) if is_gb18030 else source.path
+        return (f"select {select} from (select * from read_parquet({path}, file_row_number = true) "
+                "order by file_row_number)")
+    select = ", ".join(f"{_quoted(name)} as {column}" for column, name in source.columns.items())
+    return f"select {select} from read_csv({path}, {_CSV_OPTIONS})"
+
+
+def _read_repayments(session: Session, source: _RepaymentsSource, scratch: Path) -> None:
+    """Create the temp table repayments_checked: every row of the file, typed, with its row rule, in file order.
+
+    The file is read once: the temp view landing_repayments (its contract columns as text) is typed and
+    checked in the statement that reads it, so the table's rowid + 1 is the row's source_row.
+    """
+    # DuckDB reads UTF-8 only (other encodings need a downloaded extension): re-encode a GB18030 file
+    is_gb18030 = source.encoding == "gb18030"
+    readable = utf8_copy(source.path, "gb18030", scratch) if is_gb18030 else source.path
     try:
-        session.execute(statement, {"path": str(readable)})
+        session.execute(f"create or replace temp view landing_repayments as {_landing_view(source, readable)}")
+        session.execute("create or replace temp table repayments_checked as "
+                        f"select * from (\n{sql_text('staging/repayments_checked')}\n)")
     except Exception as error:  # DuckDB's own exception types stay inside pipelines.warehouse
         raise LandingError(f"{source.path.name} could not be read: {error}") from error
 
@@ -200,12 +210,13 @@ def _checked_repayments(session: Session, source: _RepaymentsSource, scratch: Pa
     """Read and check the repayments file in DuckDB; the rows stay in the temp table repayments_checked."""
     started = time.perf_counter()
     _read_repayments(session, source, scratch)
-    rows_read = _row_count(session, "landing_repayments")
-    session.execute(
-        "create or replace temp table repayments_checked as "
-        f"select * from (\n{sql_text('staging/repayments_checked')}\n)"
-    )
-    rows_good = _row_count(session, "repayments_checked", "rule is null")
+    rows_read = _row_count(session, "repayments_checked")
+    session.execute("create or replace temp table repayment_duplicates as "
+                    f"select * from (\n{sql_text('staging/repayment_duplicates')}\n)")
+    # joined on rowid: "where rowid + 1 in (select ...)" scanned the whole table (seconds at 4M rows)
+    session.execute("update repayments_checked set is_duplicate = true from repayment_duplicates "
+                    "where repayments_checked.rowid = repayment_duplicates.source_row - 1")
+    rows_good = _row_count(session, "repayments_checked", "row_rule is null and not is_duplicate")
     quarantined = session.model_frame("staging/repayments_quarantine")
     quarantine = quarantine_frame(
         {
@@ -243,6 +254,19 @@ def _contract_relation(session: Session, contract: Contract, partition: str, par
     return "contract_rows"
 
 
+def _validated_frame(session: Session, relation: str, contract: Contract, params: dict[str, Any]) -> pd.DataFrame:
+    """Return the rows of ``relation`` for GE's pandas engine: every row, only the columns the contract reads.
+
+    A column an expectation names but the relation lacks stays out of the select, so GE reports it missing.
+    """
+    columns = checked_columns(contract)
+    if columns is None:
+        return session.frame(f"select * from {relation}", params)
+    present = set(session.frame(f"select * from {relation} limit 0", params).columns)
+    select = ", ".join(_quoted(column) for column in columns if column in present)
+    return session.frame(f"select {select or '*'} from {relation}", params)
+
+
 def _contract_check(
     as_of: date, contracts: Sequence[Contract], engine: str = "duckdb"
 ) -> Callable[[Session, str, dict[str, Any]], None]:
@@ -261,7 +285,7 @@ def _contract_check(
             if engine == "duckdb":
                 failures = contract_failures_sql(session.frame, relation, contract, params)
             else:
-                failures = contract_failures(session.frame(f"select * from {relation}", params), contract)
+                failures = contract_failures(_validated_frame(session, relation, contract, params), contract)
             session.execute("drop table if exists contract_rows")
             if not failures.empty:
                 raise ContractError(contract, failures)
@@ -343,11 +367,12 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
     files = landing_files(landing_dir)
     repayments_source = _repayments_source(files.repayments, encoding)
     contracts = {name: table_contract(name) for names in CONTRACTS_BY_TABLE.values() for name in names}
-    # the calls and customers are checked in Python while DuckDB checks the repayments (it releases the GIL);
-    # their LandingError still comes before anything is written
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landing-check") as pool, \
+    # the calls and customers are checked in Python, and Great Expectations is imported, while DuckDB checks
+    # the repayments (it releases the GIL); their LandingError still comes before anything is written
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing-check") as pool, \
             tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
         side_files = pool.submit(_checked_side_files, files, encoding)
+        imported = pool.submit(import_great_expectations) if contract_engine == "great_expectations" else None
         session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
         if limit:
             session.execute(f"set memory_limit = '{limit}'")
@@ -363,6 +388,8 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
                 "stg_call_turns": turns,
                 "stg_customers": customers.good,
             }
+            if imported is not None:
+                imported.result()
             written = _write_staged(session, as_of, sources, contracts, contract_engine)
             _expect_written(written, {
                 "stg_repayments": repayments.rows_loaded,
@@ -371,8 +398,9 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
                 "stg_customers": len(customers.good),
             })
         finally:
-            for temp_table in ("repayments_checked", "landing_repayments"):
+            for temp_table in ("repayment_duplicates", "repayments_checked"):
                 session.execute(f"drop table if exists {temp_table}")
+            session.execute("drop view if exists landing_repayments")
     log.info("loaded %s for %s in %.1f s", landing_dir, as_of, time.perf_counter() - started)
     return LoadReport(as_of, report_files, by_rule)
 

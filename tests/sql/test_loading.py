@@ -246,7 +246,8 @@ def test_the_encoding_setting_is_applied(tmp_path):
     assert partition(warehouse, "stg_repayments")["loan_id"].tolist() == ["贷款1"]
 
 
-def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, tmp_path):
+@pytest.mark.parametrize("engine", ["great_expectations", "duckdb"])
+def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, tmp_path, engine):
     warehouse, _, _ = loaded
     before = {table: partition(warehouse, table) for table in ["stg_repayments", "stg_calls"]}
     rows = [
@@ -256,7 +257,7 @@ def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, 
     ]
     landing = write_landing(tmp_path / "conflict", rows, calls=[call("K7")])
     with pytest.raises(ContractError) as error:
-        load_landing(landing, warehouse, AS_OF)
+        load_landing(landing, warehouse, AS_OF, contract_engine=engine)
     assert error.value.table == "stg_installments"
     assert "a loan belongs to one customer" in str(error.value)
     for table, frame in before.items():
@@ -290,3 +291,32 @@ def test_a_run_without_customers_empties_that_partition(loaded, tmp_path):
     assert partition(warehouse, "stg_customers").empty
     assert "customers.csv" not in set(report.files["source_file"])
     assert "customers.csv" not in set(partition(warehouse, "quarantine")["source_file"])
+
+
+# equal typed values under different spellings are duplicates; the detail names the first row of the values
+SPELLED_DUPLICATES = [
+    ["L1", "C1", "1", "2026-05-05", "100", "2026-05-04", "0.00"],
+    ["L1", "C1", "1", "2026-05-05", "100", "2026-05-04", "-0.00"],
+    [" L2", "C2", "1", "2026-05-05", "100", "", ""],
+    ["L2", "C2", "1", "2026-05-05", "100.0", "", ""],
+    ["L2", "C2", "1", "2026-05-05", "1e2", " ", ""],
+    ["L3", "C3", "\u00a01", "2026/5/5", "100", "", ""],
+    ["L3", "C3", "+1", "2026-05-05 ", "100", "", ""],
+    ["L4", "C4", "1", "2026-05-05", "100", "", ""],
+    ["L4", "C4", "1", "2026-05-05", "100", "", ""],
+    ["L4", "C4", "1", "2026-05-05", "100", "", ""],
+]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "great_expectations"])
+def test_duplicates_are_found_across_spellings_and_point_at_the_first_row(tmp_path, engine):
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    load_landing(write_landing(tmp_path / "landing", SPELLED_DUPLICATES), warehouse, AS_OF, contract_engine=engine)
+    quarantine = partition(warehouse, "quarantine")
+    repayments = quarantine[quarantine["source_file"] == "repayments.csv"]
+    assert list(zip(repayments["source_row"], repayments["rule"], repayments["detail"], strict=True)) == [
+        (row, "duplicate_row", f"duplicate of source_row {first}")
+        for row, first in [(2, 1), (4, 3), (5, 3), (7, 6), (9, 8), (10, 8)]
+    ]
+    assert json.loads(repayments["raw_record"].iloc[1])["amount_due"] == "100.0"
+    assert list(partition(warehouse, "stg_repayments")["source_row"]) == [1, 3, 6, 8]

@@ -12,9 +12,12 @@ from pipelines.contracts import (
     ContractError,
     ExpectationSpec,
     _expectation_classes,
+    checked_columns,
     contract_failures,
     contract_report,
     derived_select_list,
+    expectation_groups,
+    import_great_expectations,
     load_contract,
     table_contract,
 )
@@ -215,3 +218,39 @@ def test_an_unknown_expectation_type_is_refused():
 def test_report_of_an_empty_failure_frame_is_just_the_header():
     contract = table_contract("stg_calls")
     assert contract_report(contract, pd.DataFrame(columns=FAILURE_COLUMNS)).count("\n") == 0
+
+
+def test_checked_columns_are_the_columns_the_expectations_read_or_none():
+    assert checked_columns(table_contract("stg_customers")) == ["customer_id", "language"]
+    assert checked_columns(table_contract("stg_installments"))[:2] == ["loan_id", "installment_no"]
+    conditional = Contract("t", "g", (ExpectationSpec(
+        "expect_column_values_to_not_be_null", {"column": "a", "row_condition": "b > 0"}, "a when b"),))
+    assert checked_columns(conditional) is None
+
+
+def test_expectations_are_grouped_by_the_columns_they_read():
+    contract = table_contract("stg_repayments")
+    groups = expectation_groups(contract, set(checked_columns(contract) or []))
+    assert groups[0] == (["source_row"], [0, 1])
+    assert sorted(at for _, positions in groups for at in positions) == list(range(len(contract.expectations)))
+    assert (["amount_due"], [6, 8]) in groups
+    # columns the frame lacks: those expectations run on the whole frame, so GE reports the columns missing
+    assert expectation_groups(contract, {"source_row", "loan_id"})[2] == (None, list(range(3, 12)))
+
+
+def test_grouped_validation_reports_what_one_suite_on_the_whole_frame_reports():
+    frame = repayments()
+    frame["amount_due"] = [-1.0, 100.0, None]
+    frame["source_row"] = [1, 1, 3]
+    contract = table_contract("stg_repayments")
+    failures = contract_failures(frame, contract)
+    assert list(zip(failures["column"], failures["unexpected_count"], strict=True)) == [
+        ("source_row", 2), ("amount_due", 1), ("amount_due", 1)]
+    assert failures["element_count"].tolist() == [3, 3, 3]
+
+
+def test_importing_great_expectations_turns_off_the_batch_fingerprint():
+    import_great_expectations()
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    assert pandas_execution_engine.HASH_THRESHOLD == 0
