@@ -387,12 +387,15 @@ def _parsed_line(raw: bytes) -> tuple[Any, _Rejected | None]:
         return text, _Rejected("invalid_json", f"{error.msg} at column {error.colno}")
 
 
-def checked_calls(lines: Iterable[bytes], source_file: str = "calls.jsonl") -> CheckedRows:
+def checked_calls(lines: Iterable[bytes], source_file: str = "calls.jsonl",
+                  staged_ids: Mapping[str, str] | None = None) -> CheckedRows:
     """Return the calls (``good``), redacted turns (``extra``) and quarantined lines of JSONL byte lines.
 
     Lines are numbered from 1; blank lines are skipped and not counted in ``rows_read``. Turn texts are
-    redacted before they leave this function; a call id already loaded from an earlier line is a duplicate.
+    redacted before they leave this function; a call id already loaded from an earlier line, or on an earlier
+    night of a delta night's state (``staged_ids``: call_id -> night, as text), is a duplicate.
     """
+    staged_ids = staged_ids or {}
     calls: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
@@ -410,6 +413,9 @@ def checked_calls(lines: Iterable[bytes], source_file: str = "calls.jsonl") -> C
             call_id = checked.call["call_id"]
             detail = f"call_id {call_id!r} already loaded from line {loaded_ids[call_id]}"
             checked = _Rejected("duplicate_call_id", detail)
+        elif isinstance(checked, _Call) and checked.call["call_id"] in staged_ids:
+            call_id = checked.call["call_id"]
+            checked = _Rejected("duplicate_call_id", f"call_id {call_id!r} already loaded on {staged_ids[call_id]}")
         if isinstance(checked, _Rejected):
             raw_record = redacted_record(record)
             row = _quarantine_row(source_file, line_no, checked.rule, checked.detail, raw_record)
@@ -438,10 +444,10 @@ def _turns_frame(turns: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"call_id": "string", "turn_no": "int32", "speaker": "string", "text": "string"})
 
 
-def read_calls(path: Path) -> CheckedRows:
-    """Return the checked calls of the JSONL file ``path`` (read line by line, as UTF-8)."""
+def read_calls(path: Path, staged_ids: Mapping[str, str] | None = None) -> CheckedRows:
+    """Return the checked calls of the JSONL file ``path`` (read line by line, as UTF-8); see checked_calls."""
     with path.open("rb") as handle:
-        return checked_calls(handle, path.name)
+        return checked_calls(handle, path.name, staged_ids)
 
 
 # --- customers -------------------------------------------------------------------------------------

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -52,7 +51,7 @@ from pipelines.landing import (
     redacted_record,
     utf8_copy,
 )
-from pipelines.warehouse import Session, Warehouse, sql_text
+from pipelines.warehouse import Session, Warehouse, checked_memory_limit, sql_text
 
 log = logging.getLogger(__name__)
 
@@ -206,14 +205,23 @@ def _read_repayments(session: Session, source: _RepaymentsSource, scratch: Path)
         raise LandingError(f"{source.path.name} could not be read: {error}") from error
 
 
-def _checked_repayments(session: Session, source: _RepaymentsSource, scratch: Path) -> _FileCheck:
-    """Read and check the repayments file in DuckDB; the rows stay in the temp table repayments_checked."""
+def _checked_repayments(session: Session, source: _RepaymentsSource, scratch: Path,
+                        staged_from: date | None = None, as_of: date | None = None) -> _FileCheck:
+    """Read and check the repayments file in DuckDB; the rows stay in the temp table repayments_checked.
+
+    With ``staged_from`` (a delta night), a row repeating one staged from that night up to the night before
+    ``as_of`` is a duplicate too.
+    """
     started = time.perf_counter()
     _read_repayments(session, source, scratch)
     rows_read = _row_count(session, "repayments_checked")
     session.execute("create or replace temp table repayment_duplicates as "
                     f"select * from (\n{sql_text('staging/repayment_duplicates')}\n)")
     # joined on rowid: "where rowid + 1 in (select ...)" scanned the whole table (seconds at 4M rows)
+    if staged_from is not None and as_of is not None and staged_from < as_of:
+        session.execute("insert into repayment_duplicates (source_row, staged_on) select source_row, staged_on "
+                        f"from (\n{sql_text('staging/repayment_staged_duplicates')}\n)",
+                        {"staged_from": staged_from, "as_of": as_of})
     session.execute("update repayments_checked set is_duplicate = true from repayment_duplicates "
                     "where repayments_checked.rowid = repayment_duplicates.source_row - 1")
     rows_good = _row_count(session, "repayments_checked", "row_rule is null and not is_duplicate")
@@ -333,35 +341,32 @@ def _expect_written(written: dict[str, int], expected: dict[str, int]) -> None:
         raise ReconciliationError(f"rows written differ from rows checked (written, expected): {wrong}")
 
 
-def _checked_memory_limit(text: str) -> str:
-    """Return a DuckDB memory limit like "3GB" or "512MB"; raise ValueError for anything else."""
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), flags=re.IGNORECASE):
-        raise ValueError(f"memory limit must look like 3GB or 512MB, got {text!r}")
-    return text.strip()
-
-
-def _checked_side_files(files: LandingFiles, encoding: str) -> tuple[CheckedRows, CheckedRows]:
+def _checked_side_files(files: LandingFiles, encoding: str,
+                        staged_calls: Mapping[str, str] | None = None) -> tuple[CheckedRows, CheckedRows]:
     """Return the checked calls and customers (no customers file: none) of a landing folder."""
-    calls = read_calls(files.calls)
+    calls = read_calls(files.calls, staged_calls)
     return calls, read_customers(files.customers, encoding) if files.customers else checked_customers([])
 
 
 def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding: str = "auto",
-                 contract_engine: str = "great_expectations", memory_limit: str | None = None) -> LoadReport:
+                 contract_engine: str = "great_expectations", memory_limit: str | None = None,
+                 staged_from: date | None = None) -> LoadReport:
     """Load the landing folder into the as_of partitions of the staged tables, quarantine and reconciliation.
 
     ``contract_engine`` says how the table contracts are evaluated: "great_expectations" (the default: Great
     Expectations' pandas engine on frames pulled from the warehouse) or "duckdb" (the same suites translated to
     SQL and run in the warehouse, faster at scale). ``memory_limit`` (DuckDB
     syntax, e.g. "3GB") caps DuckDB's memory in this load: past it DuckDB spills to disk, so the peak RSS of a
-    large night stays bounded (DuckDB's own default is 80% of the machine's RAM).
+    large night stays bounded (DuckDB's own default is 80% of the machine's RAM). ``staged_from`` marks a delta
+    night (``pipelines.warehouse.staged_from_of``): its state adds to the partitions staged from that night on, so
+    a repayment row repeating one of theirs is quarantined as ``duplicate_row``.
 
     Raises LandingError (bad folder, encoding or columns; nothing written), ReconciliationError (a bug) or
     ContractError (quarantine and reconciliation written, the failing table's partition rolled back).
     """
     if contract_engine not in CONTRACT_ENGINES:
         raise ValueError(f"unknown contract engine {contract_engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
-    limit = _checked_memory_limit(memory_limit) if memory_limit else None
+    limit = checked_memory_limit(memory_limit) if memory_limit else None
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     files = landing_files(landing_dir)
@@ -371,13 +376,18 @@ def load_landing(landing_dir: Path, warehouse: Warehouse, as_of: date, encoding:
     # the repayments (it releases the GIL); their LandingError still comes before anything is written
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing-check") as pool, \
             tempfile.TemporaryDirectory(prefix="postloan-landing-") as scratch, warehouse.session() as session:
-        side_files = pool.submit(_checked_side_files, files, encoding)
+        # a delta night adds calls: a call_id staged on an earlier night of its state is a duplicate
+        staged_calls = {} if staged_from is None or staged_from >= as_of else dict(session.frame(
+            "select call_id, cast(min(as_of) as varchar) as staged_on from stg_calls "
+            "where as_of >= $staged_from and as_of < $as_of group by call_id",
+            {"staged_from": staged_from, "as_of": as_of}).itertuples(index=False, name=None))
+        side_files = pool.submit(_checked_side_files, files, encoding, staged_calls)
         imported = pool.submit(import_great_expectations) if contract_engine == "great_expectations" else None
         session.execute("set enable_progress_bar = false")  # DuckDB draws one on long queries otherwise
         if limit:
             session.execute(f"set memory_limit = '{limit}'")
         try:
-            repayments = _checked_repayments(session, repayments_source, Path(scratch))
+            repayments = _checked_repayments(session, repayments_source, Path(scratch), staged_from, as_of)
             calls, customers = side_files.result()
             turns = calls.extra if calls.extra is not None else pd.DataFrame(columns=TURN_COLUMNS)
             checks = [repayments, _file_check(calls)] + ([_file_check(customers)] if files.customers else [])

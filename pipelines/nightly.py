@@ -90,20 +90,25 @@ def stage_load(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any
     snapshot plus the deltas after it. The kind is recorded in ``landing_loads``.
     """
     from pipelines.loading import load_landing
+    from pipelines.warehouse import staged_from_of
 
     kind = landing_kind(paths.landing, str(settings["landing"].get("kind", "auto")))
     warehouse = Warehouse(paths.warehouse)
+    with warehouse.session() as session:
+        kinds = session.staged_kinds(as_of)
+    # a delta night with a night missing before it fails here, before anything is written
+    staged_from = staged_from_of(as_of, {**kinds, as_of: kind})
+    if kind == "delta":
+        log.info("delta landing for %s: the night's state is the staged partitions %s..%s", as_of, staged_from, as_of)
     report = load_landing(paths.landing, warehouse, as_of,
                           encoding=str(settings["landing"]["encoding"]),
                           contract_engine=str(settings["landing"].get("contract_engine", "great_expectations")),
-                          memory_limit=settings["landing"].get("duckdb_memory_limit"))
+                          memory_limit=settings["landing"].get("duckdb_memory_limit"),
+                          staged_from=staged_from if kind == "delta" else None)
     with warehouse.session() as session:
         session.replace_partition("landing_loads", as_of, pd.DataFrame({
             "landing_kind": [kind], "landing_dir": [str(Path(paths.landing).resolve())],
             "loaded_at": [pd.Timestamp.now(tz="UTC")]}))
-        staged_from = session.staged_from(as_of)  # a delta night with a missing night before it fails here
-    if kind == "delta":
-        log.info("delta landing for %s: the staged state is the partitions %s..%s", as_of, staged_from, as_of)
     return report
 
 

@@ -94,12 +94,16 @@ class Session:
         ``$staged_from`` gets it filled from ``landing_loads`` when the caller passes only ``$as_of``. Nights with
         staged repayments but no recorded load (written before ``landing_loads`` existed) count as snapshots.
         """
+        return staged_from_of(as_of, self.staged_kinds(as_of))
+
+    def staged_kinds(self, up_to: date) -> dict[date, str]:
+        """Return the landing kind ("snapshot" or "delta") of every staged night up to and including ``up_to``."""
         try:
             rows = self._con.execute("select as_of, landing_kind from staged_nights where as_of <= ?",
-                                     [as_of]).fetchall()
+                                     [up_to]).fetchall()
         except duckdb.CatalogException:  # a read-only warehouse written before landing_loads existed
             rows = []
-        return staged_from_of(as_of, {night: kind for night, kind in rows})
+        return {night: kind for night, kind in rows}
 
     def _bind(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Return the parameters ``sql`` uses, with ``$staged_from`` filled from ``$as_of`` when not given."""

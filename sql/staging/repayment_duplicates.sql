@@ -49,7 +49,10 @@ first_rows as (
 
 final as (
 
-    select source_row, first_source_row
+    select
+        source_row,
+        first_source_row,
+        null::date as staged_on  -- set by pipelines.loading for repeats of rows staged on earlier delta nights
     from first_rows
     where first_source_row < source_row
 

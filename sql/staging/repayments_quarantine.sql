@@ -64,6 +64,8 @@ final as (
             when rule = 'paid_too_early' then format(
                 'paid_date=''{}'' is {} days before due_date=''{}''',
                 paid_date_trimmed, date_diff('day', paid_on, due_on), due_date_trimmed)
+            when rule = 'duplicate_row' and duplicates.staged_on is not null
+                then format('duplicate of a row staged on {}', duplicates.staged_on)
             when rule = 'duplicate_row' then format('duplicate of source_row {}', duplicates.first_source_row)
         end as detail,
         to_json(struct_pack(
