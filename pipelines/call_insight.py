@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from pipelines.contracts import partition_validator
+from pipelines.contracts import derived_contract_engine, partition_checks
 from pipelines.warehouse import Session, Warehouse
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
         calls = _with_silent_calls(calls, window_calls).assign(model_id=model_id,
                                                                taxonomy_version=str(taxonomy.version))
 
-        session.replace_partition("call_insights", as_of, calls, validate=partition_validator("call_insights"))
+        engine = derived_contract_engine(settings)
+        session.replace_partition("call_insights", as_of, calls, **partition_checks("call_insights", engine))
         stored_text_terms(session, utterances["text"].astype(str))
         log.info("c-TF-IDF terms: %d of %d distinct texts recalled from text_terms_cache", recalled,
                  utterances["text"].nunique())
@@ -153,7 +154,7 @@ def build_call_insight(warehouse: Warehouse, as_of: date, settings: Mapping[str,
             session.replace_partition("theme_centroids", as_of, night.state)
         else:
             session.execute("delete from theme_centroids where as_of = $as_of", {"as_of": as_of})
-        session.replace_partition("promises", as_of, found, validate=partition_validator("promises"))
+        session.replace_partition("promises", as_of, found, **partition_checks("promises", engine))
         if readings is not None:
             session.replace_partition("call_llm_insights", as_of, readings)
         elif "call_llm_insights" in session.table_names():

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 import yaml
@@ -110,6 +110,41 @@ def partition_validator(table: str) -> Callable[[pd.DataFrame], None]:
             raise ContractError(contract, failures)
 
     return validate
+
+
+class PartitionChecks(TypedDict, total=False):
+    """The keyword arguments of ``Session.replace_partition`` that check a partition (one of the two)."""
+
+    validate: Callable[[pd.DataFrame], None]
+    validate_in_place: Callable[[Any, str, dict[str, Any]], None]
+
+
+def partition_checks(table: str, engine: str = "great_expectations") -> PartitionChecks:
+    """Return the ``replace_partition`` keyword that checks a partition against ``data_contracts/<table>.yaml``.
+
+    ``engine`` "great_expectations" validates the partition's frame with GE (``validate=``); "duckdb" evaluates
+    the same suite translated to SQL inside the partition's transaction (``validate_in_place=``: no GE import, no
+    frame). Either way a failure raises ContractError and rolls the replacement back.
+    """
+    if engine not in CONTRACT_ENGINES:
+        raise ValueError(f"unknown contract engine {engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
+    if engine == "great_expectations":
+        return {"validate": partition_validator(table)}
+    contract = table_contract(table)
+    derived = derived_select_list(contract)
+
+    def check(session: Any, partition: str, params: dict[str, Any]) -> None:
+        relation = f"(select *{derived} from {partition} as rows_checked)" if derived else partition
+        failures = contract_failures_sql(session.frame, relation, contract, params)
+        if not failures.empty:
+            raise ContractError(contract, failures)
+
+    return {"validate_in_place": check}
+
+
+def derived_contract_engine(settings: Mapping[str, Any]) -> str:
+    """Return the engine for the contracts of the tables the job derives (``contracts.derived_engine``)."""
+    return str((settings.get("contracts") or {}).get("derived_engine", "duckdb"))
 
 
 def table_contract(table: str) -> Contract:

@@ -146,7 +146,7 @@ def stage_call_insight(paths: RunPaths, as_of: date, settings: Mapping[str, Any]
 def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> SegmentReport:
     """Stage 5: one care segment per in-scope customer, written to ``care_segments`` (history by as_of)."""
     from insights.segments import care_segments, load_policy
-    from pipelines.contracts import partition_validator
+    from pipelines.contracts import derived_contract_engine, partition_checks
 
     thresholds = settings["segment"]
     policy = load_policy(thresholds.get("policy"))
@@ -161,7 +161,8 @@ def stage_segments(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) ->
         model_id = str(calls["model_id"].iloc[0]) if len(calls) else ""
         segments = care_segments(in_scope, behaviour, calls, thresholds, policy).assign(
             policy_version=str(policy["version"]), model_id=model_id)
-        session.replace_partition("care_segments", as_of, segments, validate=partition_validator("care_segments"))
+        session.replace_partition("care_segments", as_of, segments,
+                                  **partition_checks("care_segments", derived_contract_engine(settings)))
     by_segment = {str(k): int(v) for k, v in segments["segment"].value_counts().sort_index().items()}
     log.info("care segments for %s: %d customers %s", as_of, len(segments), by_segment)
     return SegmentReport(customers=len(segments), by_segment=by_segment)

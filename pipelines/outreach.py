@@ -33,7 +33,7 @@ from pipelines.contact_rules import (
     next_allowed_contact,
     portfolio_for,
 )
-from pipelines.contracts import CONTRACT_ENGINES, partition_validator
+from pipelines.contracts import derived_contract_engine, partition_checks
 from pipelines.landing import CheckedRows, LandingError, csv_encoding, quarantine_frame, redacted_record
 
 log = logging.getLogger(__name__)
@@ -462,28 +462,12 @@ def _attempts_for(landing: Path, encoding: str) -> CheckedRows | None:
     return read_attempts(path, encoding) if path.is_file() else None
 
 
-def _in_place_check(table: str) -> Callable[[Any, str, dict[str, Any]], None]:
-    """Return a ``replace_partition(validate_in_place=...)`` check of ``data_contracts/<table>.yaml`` in DuckDB.
-
-    The suite is evaluated in SQL (no GE import, no frame); it raises ContractError like the GE check.
-    """
-    from pipelines.contracts import ContractError, contract_failures_sql, table_contract
-
-    contract = table_contract(table)
-
-    def check(session: Any, partition: str, params: dict[str, Any]) -> None:
-        failures = contract_failures_sql(session.frame, partition, contract, params)
-        if not failures.empty:
-            raise ContractError(contract, failures)
-
-    return check
-
-
 def _store_attempts(session: Any, as_of: date, checked: CheckedRows | None) -> None:
     """Replace the date's stg_contact_attempts partition and this file's quarantine and reconciliation rows."""
     where = f"source_file = '{ATTEMPTS_FILE}'"
     good = checked.good if checked else pd.DataFrame(columns=["source_row", "customer_id", "attempted_at", "outcome"])
-    check = _in_place_check("contact_attempts")
+    # the attempts contract always runs in SQL: a landing file read here, its table small, no GE import needed
+    check = partition_checks("contact_attempts", "duckdb")["validate_in_place"]
 
     session.replace_partition("quarantine", as_of, checked.quarantine if checked else quarantine_frame([]),
                               where=where)
@@ -539,10 +523,8 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
     contact = settings.get("contact") or {}
     rules = load_contact_rules(contact.get("rules"))
     attempts = _attempts_for(landing, str(contact.get("attempts_encoding", "auto")))
-    # the care_actions contract goes through the engine the load uses (landing.contract_engine)
-    contract_engine = str((settings.get("landing") or {}).get("contract_engine", "great_expectations"))
-    if contract_engine not in CONTRACT_ENGINES:
-        raise ValueError(f"unknown contract engine {contract_engine!r}: one of {', '.join(CONTRACT_ENGINES)}")
+    # the care_actions contract goes through the engine of the derived tables' contracts (contracts.derived_engine)
+    checks = partition_checks("care_actions", derived_contract_engine(settings))  # a bad engine fails before work
     params = {"as_of": as_of}
     with Warehouse(warehouse).session() as session:
         _store_attempts(session, as_of, attempts)
@@ -580,10 +562,7 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
         model_id = str(customers["model_id"].iloc[0]) if len(customers) else ""
         rows = actions.merge(outreach, on="customer_id", how="left").assign(
             policy_version=policy.version, contact_rules_version=rules.version, model_id=model_id)
-        if contract_engine == "duckdb":
-            session.replace_partition("care_actions", as_of, rows, validate_in_place=_in_place_check("care_actions"))
-        else:
-            session.replace_partition("care_actions", as_of, rows, validate=partition_validator("care_actions"))
+        session.replace_partition("care_actions", as_of, rows, **checks)
         _create_views(session)
     by_segment, by_route = _summaries(rows)
     cap = pd.DataFrame([{

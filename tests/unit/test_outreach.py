@@ -259,8 +259,7 @@ def test_exports_count_every_row_whose_evidence_holds_pii_even_when_texts_repeat
 
 
 def test_the_care_actions_contract_can_be_checked_in_duckdb_and_stops_a_bad_partition(tmp_path):
-    from pipelines.contracts import ContractError
-    from pipelines.outreach import _in_place_check
+    from pipelines.contracts import ContractError, partition_checks
     from pipelines.warehouse import Warehouse
 
     rows = pd.DataFrame({"customer_id": ["A", "A"], "segment": "forgetful", "rule_id": "r", "rule_why": "w",
@@ -268,8 +267,7 @@ def test_the_care_actions_contract_can_be_checked_in_duckdb_and_stops_a_bad_part
                          "cost": [0.0, 1.0]})
     with Warehouse(tmp_path / "w.duckdb").session() as session:
         with pytest.raises(ContractError, match="customer_id"):
-            session.replace_partition("care_actions", AS_OF, rows, validate_in_place=_in_place_check("care_actions"))
+            session.replace_partition("care_actions", AS_OF, rows, **partition_checks("care_actions", "duckdb"))
         assert session.scalar("select count(*) from care_actions") == 0  # rolled back
-        session.replace_partition("care_actions", AS_OF, rows.iloc[:1], validate_in_place=_in_place_check(
-            "care_actions"))
+        session.replace_partition("care_actions", AS_OF, rows.iloc[:1], **partition_checks("care_actions", "duckdb"))
         assert session.scalar("select count(*) from care_actions") == 1

@@ -56,3 +56,35 @@ def test_insight_and_action_tables_have_contracts(table, good, broken, expectati
     partition_validator(table)(good)
     with pytest.raises(ContractError, match=expectation):
         partition_validator(table)(broken)
+
+
+@pytest.mark.parametrize("engine", ["great_expectations", "duckdb"])
+@pytest.mark.parametrize(("table", "good", "broken", "expectation"), [
+    ("care_segments", segments(), segments(confidence=[0.9, 1.4]), "expect_column_values_to_be_between"),
+    ("care_segments", segments(), segments(evidence=["call me on 13812345678", "ok"]),
+     "expect_column_values_to_not_match_regex"),
+    ("call_insights", call_insights(), call_insights(intent=["hardship", None]), "expect_column_values_to_not_be_null"),
+    ("care_actions", care_actions(segment="hardship", rule_why="w", planned_treatments="", treatments=""),
+     care_actions(customer_id=["C1", "C1"], segment="hardship", rule_why="w", planned_treatments="", treatments=""),
+     "expect_column_values_to_be_unique"),
+])
+def test_both_engines_stop_a_broken_partition_and_roll_it_back(tmp_path, engine, table, good, broken, expectation):
+    from datetime import date
+
+    from pipelines.contracts import partition_checks
+    from pipelines.warehouse import Warehouse
+
+    as_of = date(2026, 6, 30)
+    with Warehouse(tmp_path / "w.duckdb").session() as session:
+        assert session.replace_partition(table, as_of, good, **partition_checks(table, engine)) == 2
+        with pytest.raises(ContractError, match=expectation):
+            session.replace_partition(table, as_of, broken, **partition_checks(table, engine))
+        kept = session.frame(f"select * exclude (as_of) from {table} order by all")
+    assert len(kept) == 2 and kept.iloc[:, 0].tolist() == sorted(good.iloc[:, 0].tolist())
+
+
+def test_an_unknown_engine_is_refused():
+    from pipelines.contracts import partition_checks
+
+    with pytest.raises(ValueError, match="unknown contract engine"):
+        partition_checks("care_segments", "pandas")
