@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     paths = RunPaths(landing=args.landing, warehouse=args.warehouse, exports=args.exports)
     started = time.perf_counter()
     if args.stage:
-        STAGES[args.stage](paths, args.as_of, settings)
+        from pipelines.run_log import recorded_stage
+
+        # like an Airflow task: the run log records the attempt, and the stage gets the warehouse settings
+        # (DuckDB's memory cap) the way run_nightly gives them
+        run_id = f"cli-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+        with recorded_stage(paths.warehouse, run_id, args.as_of, args.stage, settings) as outcome:
+            outcome["report"] = STAGES[args.stage](paths, args.as_of, settings)
         log.info("stage %s done in %.1f s", args.stage, time.perf_counter() - started)
         return 0
     summary = run_nightly(paths, args.as_of, settings)

@@ -104,7 +104,8 @@ def stage_load(paths: RunPaths, as_of: date, settings: Mapping[str, Any]) -> Any
                           encoding=str(settings["landing"]["encoding"]),
                           contract_engine=str(settings["landing"].get("contract_engine", "great_expectations")),
                           memory_limit=settings["landing"].get("duckdb_memory_limit"),
-                          staged_from=staged_from if kind == "delta" else None)
+                          staged_from=staged_from if kind == "delta" else None,
+                          ge_max_rows=settings["landing"].get("great_expectations_max_rows"))
     with warehouse.session() as session:
         session.replace_partition("landing_loads", as_of, pd.DataFrame({
             "landing_kind": [kind], "landing_dir": [str(Path(paths.landing).resolve())],

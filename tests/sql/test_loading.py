@@ -246,8 +246,10 @@ def test_the_encoding_setting_is_applied(tmp_path):
     assert partition(warehouse, "stg_repayments")["loan_id"].tolist() == ["贷款1"]
 
 
-@pytest.mark.parametrize("engine", ["great_expectations", "duckdb"])
-def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, tmp_path, engine):
+@pytest.mark.parametrize(("engine", "ge_max_rows"), [("great_expectations", None), ("duckdb", None),
+                                                      ("great_expectations", 1)])
+def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, tmp_path, engine, ge_max_rows,
+                                                                          caplog):
     warehouse, _, _ = loaded
     before = {table: partition(warehouse, table) for table in ["stg_repayments", "stg_calls"]}
     rows = [
@@ -257,8 +259,10 @@ def test_a_contract_failure_rolls_back_and_keeps_the_previous_partition(loaded, 
     ]
     landing = write_landing(tmp_path / "conflict", rows, calls=[call("K7")])
     with pytest.raises(ContractError) as error:
-        load_landing(landing, warehouse, AS_OF, contract_engine=engine)
+        load_landing(landing, warehouse, AS_OF, contract_engine=engine, ge_max_rows=ge_max_rows)
     assert error.value.table == "stg_installments"
+    # past ge_max_rows the suite still runs, through the SQL translation, and the log says so
+    assert ("exceed landing.great_expectations_max_rows" in caplog.text) == (ge_max_rows is not None)
     assert "a loan belongs to one customer" in str(error.value)
     for table, frame in before.items():
         pd.testing.assert_frame_equal(partition(warehouse, table), frame, obj=table)
