@@ -462,8 +462,43 @@ def _attempts_for(landing: Path, encoding: str) -> CheckedRows | None:
     return read_attempts(path, encoding) if path.is_file() else None
 
 
+def without_staged_attempts(checked: CheckedRows, staged: pd.DataFrame) -> CheckedRows:
+    """Move the good attempts that repeat an attempt staged on an earlier night (a delta night) to quarantine.
+
+    ``staged`` has customer_id, attempted_at and staged_on (the earliest night that staged it). A repeated attempt
+    would count twice toward the contact limits; it gets the rule ``duplicate_row``, like a repeat within the file.
+    """
+    if checked.good.empty or staged.empty:
+        return checked
+    keys = staged.assign(attempted_at=pd.to_datetime(staged["attempted_at"], utc=True))
+    matched = checked.good.merge(keys[["customer_id", "attempted_at", "staged_on"]], how="left",
+                                 on=["customer_id", "attempted_at"])
+    repeated = matched["staged_on"].notna().to_numpy()
+    if not repeated.any():
+        return checked
+    rows = matched[repeated]
+    moved = quarantine_frame(
+        {"source_file": checked.source_file, "source_row": int(row.source_row), "rule": "duplicate_row",
+         "detail": f"same customer and time as an attempt staged on {pd.Timestamp(row.staged_on).date()}",
+         "raw_record": redacted_record({"customer_id": row.customer_id, "attempted_at": row.attempted_at.isoformat(),
+                                        "outcome": row.outcome})}
+        for row in rows.itertuples(index=False))
+    quarantine = pd.concat([checked.quarantine, moved], ignore_index=True).sort_values("source_row", kind="stable")
+    return CheckedRows(checked.source_file, checked.rows_read, checked.good[~repeated].reset_index(drop=True),
+                       quarantine.reset_index(drop=True))
+
+
 def _store_attempts(session: Any, as_of: date, checked: CheckedRows | None) -> None:
-    """Replace the date's stg_contact_attempts partition and this file's quarantine and reconciliation rows."""
+    """Replace the date's stg_contact_attempts partition and this file's quarantine and reconciliation rows.
+
+    On a delta night an attempt already staged on an earlier night of its state is a duplicate.
+    """
+    staged_from = session.staged_from(as_of)
+    if checked is not None and staged_from < as_of:
+        checked = without_staged_attempts(checked, session.frame(
+            "select customer_id, attempted_at, min(as_of) as staged_on from stg_contact_attempts "
+            "where as_of >= $staged_from and as_of < $as_of group by customer_id, attempted_at",
+            {"staged_from": staged_from, "as_of": as_of}))
     where = f"source_file = '{ATTEMPTS_FILE}'"
     good = checked.good if checked else pd.DataFrame(columns=["source_row", "customer_id", "attempted_at", "outcome"])
     # the attempts contract always runs in SQL: a landing file read here, its table small, no GE import needed

@@ -66,3 +66,28 @@ def test_a_delta_night_after_a_missing_night_stops_before_writing(tmp_path):
               NIGHT4)
     with Warehouse(tmp_path / "w.duckdb").session(read_only=True) as session:
         assert session.scalar("select count(*) from stg_repayments where as_of = $as_of", {"as_of": NIGHT4}) == 0
+
+
+def test_a_delta_attempt_repeating_an_earlier_night_is_quarantined(tmp_path):
+    import pandas as pd
+
+    from pipelines.outreach import _store_attempts, checked_attempts
+
+    first = {"customer_id": "C1", "attempted_at": "2026-06-30T09:00:00+08:00", "outcome": "no_answer"}
+    same_instant = {**first, "attempted_at": "2026-06-30T01:00:00Z"}  # the same instant, written in UTC
+    new = {**first, "attempted_at": "2026-07-01T09:00:00+08:00"}
+    with Warehouse(tmp_path / "w.duckdb").session() as session:
+        for night, kind in ((NIGHT1, "snapshot"), (NIGHT2, "delta")):
+            session.replace_partition("landing_loads", night, pd.DataFrame({
+                "landing_kind": [kind], "landing_dir": ["x"], "loaded_at": [pd.Timestamp("2026-07-02", tz="UTC")]}))
+        _store_attempts(session, NIGHT1, checked_attempts([first]))
+        _store_attempts(session, NIGHT2, checked_attempts([same_instant, new]))
+        staged = session.frame("select as_of, attempted_at from stg_contact_attempts order by all")
+        quarantine = session.frame("select source_row, rule, detail from quarantine where as_of = $as_of",
+                                   {"as_of": NIGHT2})
+        reconciled = session.frame("select rows_read, rows_loaded, rows_quarantined from load_reconciliation "
+                                   "where as_of = $as_of", {"as_of": NIGHT2})
+    assert len(staged) == 2 and staged["as_of"].dt.date.tolist() == [NIGHT1, NIGHT2]
+    assert quarantine.values.tolist() == [[1, "duplicate_row",
+                                           "same customer and time as an attempt staged on 2026-06-30"]]
+    assert reconciled.values.tolist() == [[2, 1, 1]]
