@@ -253,9 +253,7 @@ def _theme_tables(evidence: Any, theme_space: np.ndarray, calls: pd.DataFrame, c
 
 def _call_local_dates(session: Session, window_calls: pd.DataFrame, as_of: date, default_timezone: str) -> pd.Series:
     """Return the local date of each call (customer's timezone from stg_customers, else the default), by call_id."""
-    zones = session.frame("select customer_id, arg_max(timezone, as_of) as timezone from stg_customers "
-                          "where as_of between $staged_from and $as_of and timezone is not null "
-                          "and timezone <> '' group by customer_id", {"as_of": as_of})
+    zones = session.model_frame("staging/customer_timezones", {"as_of": as_of})
     zone_of = dict(zip(zones["customer_id"], zones["timezone"], strict=True))
     started = pd.to_datetime(window_calls["started_at"], utc=True).reset_index(drop=True)
     zone = pd.Series([str(zone_of.get(c) or default_timezone) for c in window_calls["customer_id"]], dtype=object)

@@ -113,10 +113,10 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _row_count(session: Session, table: str, where: str = "true") -> int:
+def _row_count(session: Session, table: str, where: str = "true", params: dict[str, Any] | None = None) -> int:
     # Session.frame, not Session.scalar: scalar's fetchone leaves a DuckDB 2 result open, and the next
     # unparameterised Session.frame on the connection then fails with "unfinished result"
-    return int(session.frame(f"select count(*) as n from {table} where {where}")["n"].iloc[0])
+    return int(session.frame(f"select count(*) as n from {table} where {where}", params)["n"].iloc[0])
 
 
 def reconciliation_frame(checks: Sequence[_FileCheck]) -> pd.DataFrame:
@@ -294,7 +294,7 @@ def _contract_check(
             relation = _contract_relation(session, contract, partition, params)
             used = engine
             if engine == "great_expectations" and ge_max_rows is not None:
-                rows = int(session.frame(f"select count(*) as n from {relation}", params)["n"].iloc[0])
+                rows = _row_count(session, relation, params=params)
                 if rows > ge_max_rows:
                     used = "duckdb"
                     log.warning("contract %s: %d rows exceed landing.great_expectations_max_rows (%d), so its suite "

@@ -574,9 +574,7 @@ def build_care_actions(warehouse: Path, landing: Path, as_of: date, settings: Ma
                               "on c.as_of = t.as_of and c.call_id = t.call_id", params)
         stored_attempts = session.frame("select customer_id, attempted_at from stg_contact_attempts "
                                         "where as_of between $staged_from and $as_of", params)
-        zones = session.frame("select customer_id, arg_max(timezone, as_of) as timezone from stg_customers "
-                              "where as_of between $staged_from and $as_of and timezone is not null "
-                              "and timezone <> '' group by customer_id order by customer_id", params)
+        zones = session.model_frame("staging/customer_timezones", params)
         due = session.frame("select customer_id, min(due_on) as next_due_on from installment_status "
                             "where as_of = $as_of and due_on > $as_of and not is_fully_paid group by customer_id",
                             params)
